@@ -1,0 +1,196 @@
+"""Checked downloads: every file is verified by sha256 and written atomically.
+
+Infrastructure, not taught in a lesson. `fetch(name)` returns the path of a
+verified file in the data folder, taking it from (in order):
+
+1. the data folder itself, if a verified copy is already there;
+2. a local copy in the folder named by GPTFS_OFFLINE_DIR (how CI and workshops
+   without wifi work): `<dir>/<filename>`, `<dir>/data/<filename>`, or tiktoken's
+   cache name `<dir>/tiktoken_cache/<sha1 of the URL>`;
+3. the real URL.
+
+A copy whose checksum does not match is never kept, and a write that is
+interrupted leaves no partial file: bytes go to a temporary file in the same
+folder, which is renamed into place only once it is complete and verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_ENV = "GPTFS_DATA_DIR"  # where downloads are cached (default: the repo's data/ folder)
+OFFLINE_ENV = "GPTFS_OFFLINE_DIR"  # a folder holding local copies of the files, used before the network
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A file the course downloads."""
+
+    name: str
+    url: str
+    sha256: str
+    filename: str
+    description: str
+
+    @property
+    def tiktoken_cache_name(self) -> str:
+        """The name tiktoken gives this file in its cache: the SHA-1 of its URL."""
+        return hashlib.sha1(self.url.encode()).hexdigest()
+
+
+ASSETS: dict[str, Asset] = {
+    asset.name: asset
+    for asset in [
+        Asset(
+            "tinyshakespeare",
+            "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+            "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+            "tinyshakespeare.txt",
+            "Tiny Shakespeare, 1,115,394 characters",
+        ),
+        Asset(
+            "gpt2-vocab.bpe",
+            "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/vocab.bpe",
+            "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+            "gpt2-vocab.bpe",
+            "GPT-2's BPE merges (50,000)",
+        ),
+        Asset(
+            "gpt2-encoder.json",
+            "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/encoder.json",
+            "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
+            "gpt2-encoder.json",
+            "GPT-2's vocabulary (50,257 tokens)",
+        ),
+    ]
+}
+
+
+class DownloadError(RuntimeError):
+    """A file could not be obtained, or did not match its checksum."""
+
+
+def data_dir() -> Path:
+    """The folder where downloads are cached, created if needed.
+
+    GPTFS_DATA_DIR if set; else the `data/` folder of a source checkout; else
+    `~/.cache/gpt-from-scratch` (an installed package, as on Colab).
+    """
+    if os.environ.get(DATA_ENV):
+        path = Path(os.environ[DATA_ENV])
+    else:
+        checkout = Path(__file__).resolve().parent.parent
+        if (checkout / "pyproject.toml").exists():
+            path = checkout / "data"
+        else:
+            path = Path.home() / ".cache" / "gpt-from-scratch"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomically(target: Path, source, expected_sha256: str, origin: str) -> None:
+    """Copy the byte stream `source` to `target` through a temporary file, verifying its sha256."""
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out:
+            for block in iter(lambda: source.read(1 << 20), b""):
+                digest.update(block)
+                out.write(block)
+        if digest.hexdigest() != expected_sha256:
+            raise DownloadError(
+                f"{target.name} from {origin} has sha256 {digest.hexdigest()}, expected {expected_sha256}. "
+                "The file was not kept. Delete any stale copy there and try again."
+            )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _local_copy(asset: Asset) -> Path | None:
+    folder = os.environ.get(OFFLINE_ENV)
+    if not folder:
+        return None
+    folder = Path(folder)
+    for candidate in (
+        folder / asset.filename,
+        folder / "data" / asset.filename,
+        folder / "tiktoken_cache" / asset.tiktoken_cache_name,
+        folder / asset.tiktoken_cache_name,
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _missing_message(asset: Asset, target: Path, reason: str) -> str:
+    return (
+        f"Could not get {asset.name} ({asset.description}): {reason}.\n"
+        f"Fix it in one of these ways:\n"
+        f"  - connect to the internet and run again (it downloads {asset.url});\n"
+        f"  - put a copy of the file at {target} (sha256 {asset.sha256});\n"
+        f"  - or set {OFFLINE_ENV} to a folder that holds {asset.filename} "
+        f"(an unzipped offline bundle works)."
+    )
+
+
+def fetch(name: str, *, timeout: float = 30.0) -> Path:
+    """Return the path of a verified copy of asset `name`, downloading it if needed."""
+    if name not in ASSETS:
+        raise ValueError(f"unknown asset {name!r}; known assets: {', '.join(sorted(ASSETS))}")
+    asset = ASSETS[name]
+    target = data_dir() / asset.filename
+    if target.exists():
+        if sha256_of(target) == asset.sha256:
+            return target
+        target.unlink()  # a stale or damaged copy: fetch it again
+
+    local = _local_copy(asset)
+    if local is not None:
+        with open(local, "rb") as source:
+            _write_atomically(target, source, asset.sha256, str(local))
+        return target
+
+    try:
+        with urllib.request.urlopen(asset.url, timeout=timeout) as response:
+            _write_atomically(target, response, asset.sha256, asset.url)
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+        raise DownloadError(_missing_message(asset, target, f"the download failed ({error})")) from error
+    return target
+
+
+def gpt2_tiktoken():
+    """tiktoken's `gpt2` encoding, built from our verified copies of GPT-2's BPE files.
+
+    tiktoken downloads the same two files into its own cache. We place our
+    verified copies there first, so the reference tokenizer works offline too.
+    """
+    import tiktoken
+
+    if not os.environ.get("TIKTOKEN_CACHE_DIR"):
+        cache = data_dir() / "tiktoken_cache"
+        cache.mkdir(exist_ok=True)
+        for name in ("gpt2-vocab.bpe", "gpt2-encoder.json"):
+            asset = ASSETS[name]
+            cached = cache / asset.tiktoken_cache_name
+            if not cached.exists():
+                with open(fetch(name), "rb") as source:
+                    _write_atomically(cached, source, asset.sha256, "the data folder")
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
+    return tiktoken.get_encoding("gpt2")
