@@ -61,8 +61,9 @@ def badges(notebook: str) -> str:
     )
 
 
-def find_bundle_data(input_root: str = KAGGLE_INPUT) -> str | None:
+def find_bundle_data(input_root: str | None = None) -> str | None:
     """The folder of an attached offline bundle that holds the course's data files, if any."""
+    input_root = input_root or KAGGLE_INPUT
     hits = sorted(glob.glob(os.path.join(input_root, "**", "tinyshakespeare.txt"), recursive=True))
     return os.path.dirname(hits[-1]) if hits else None
 
