@@ -3,7 +3,12 @@
 
 """Tokenizers: a character-level one and a byte-level BPE like GPT-2's, written from scratch."""
 
-from collections.abc import Iterable, Sequence
+import json
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
+
+import regex
 
 
 def _check_text(text) -> None:
@@ -71,3 +76,253 @@ class CharTokenizer:
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
+
+
+def count_pairs(ids: Sequence[int], counts: dict | None = None, weight: int = 1) -> dict[tuple[int, int], int]:
+    """Add `weight` to the count of every adjacent pair of `ids` (into `counts` if given) and return the counts."""
+    counts = {} if counts is None else counts
+    for pair in zip(ids, ids[1:]):
+        counts[pair] = counts.get(pair, 0) + weight
+    return counts
+
+
+def merge(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    """Replace every occurrence of `pair` in `ids`, scanning left to right, with `new_id`."""
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def most_frequent_pair(counts: dict[tuple[int, int], int]) -> tuple[int, int]:
+    """The pair with the highest count; ties go to the smallest pair, so training is deterministic."""
+    return max(counts, key=lambda pair: (counts[pair], -pair[0], -pair[1]))
+
+
+GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def split_chunks(text: str, pattern: str = GPT2_SPLIT_PATTERN) -> list[str]:
+    """Cut `text` into the chunks that BPE merges within (never across)."""
+    _check_text(text)
+    return regex.findall(pattern, text)
+
+
+def train_merges(chunk_counts: dict[str, int], n_merges: int, first_id: int = 256) -> dict[tuple[int, int], int]:
+    """Learn `n_merges` BPE merges from chunk -> count, updating pair counts only where a merge changed something.
+
+    Returns merges as (id, id) -> new id, with new ids first_id, first_id + 1, ... in the order they were learned.
+    """
+    chunks = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
+    weights = list(chunk_counts.values())
+    counts: dict[tuple[int, int], int] = {}
+    where: defaultdict[tuple[int, int], set[int]] = defaultdict(set)  # pair -> indices of chunks that contain it
+    for index, (ids, weight) in enumerate(zip(chunks, weights)):
+        count_pairs(ids, counts, weight)
+        for pair in zip(ids, ids[1:]):
+            where[pair].add(index)
+
+    merges = {}
+    for new_id in range(first_id, first_id + n_merges):
+        if not counts:
+            raise ValueError(
+                f"the text allows only {len(merges)} merges (after that every chunk is a single token), "
+                f"so the vocabulary cannot grow past {first_id + len(merges)} tokens; "
+                "ask for a smaller vocab_size or train on more text"
+            )
+        pair = most_frequent_pair(counts)
+        merges[pair] = new_id
+        for index in where.pop(pair):
+            old, weight = chunks[index], weights[index]
+            new = merge(old, pair, new_id)
+            chunks[index] = new
+            for p in zip(old, old[1:]):
+                counts[p] -= weight
+                if counts[p] == 0:
+                    del counts[p]
+            count_pairs(new, counts, weight)
+            new_pairs = set(zip(new, new[1:]))
+            for p in set(zip(old, old[1:])) - new_pairs - {pair}:
+                where[p].discard(index)
+            for p in new_pairs:
+                where[p].add(index)
+    return merges
+
+
+def gpt2_byte_to_unicode() -> dict[int, str]:
+    """GPT-2's map from each byte value to the printable character that stands for it in its files."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table = {b: chr(b) for b in printable}
+    for b in range(256):
+        if b not in table:  # control bytes, space, ...: give them unused characters from 256 on
+            table[b] = chr(256 + len(table) - len(printable))
+    return dict(sorted(table.items()))
+
+
+def read_gpt2_files(vocab_bpe_path: str | Path, encoder_json_path: str | Path):
+    """GPT-2's base table (byte -> id), merges ((id, id) -> id) and special tokens (str -> id) from its two files."""
+    encoder = json.loads(Path(encoder_json_path).read_text(encoding="utf-8"))
+    byte_to_char = gpt2_byte_to_unicode()
+    byte_ids = [encoder[byte_to_char[b]] for b in range(256)]
+    lines = Path(vocab_bpe_path).read_text(encoding="utf-8").split("\n")
+    if not lines[0].startswith("#version"):
+        raise ValueError(f"{vocab_bpe_path} does not look like GPT-2's vocab.bpe (no '#version' header line)")
+    merges = {}
+    for line in filter(None, lines[1:]):
+        left, right = line.split(" ")
+        new_id = encoder[left + right]
+        if new_id != 256 + len(merges):
+            raise ValueError(f"merge {line!r} makes id {new_id}, expected {256 + len(merges)}: ids must follow merge order")
+        merges[(encoder[left], encoder[right])] = new_id
+    special_tokens = {token: i for token, i in encoder.items() if i >= 256 + len(merges)}
+    return byte_ids, merges, special_tokens
+
+
+class BPETokenizer:
+    """A byte-level BPE tokenizer: train it on a text, or load GPT-2's merges; encode, decode, save and load."""
+
+    def __init__(self, pattern: str = GPT2_SPLIT_PATTERN):
+        self.pattern = pattern
+        self._set_tables(list(range(256)), {}, {})
+
+    def _set_tables(self, byte_ids: Sequence[int], merges: dict[tuple[int, int], int], special_tokens: dict[str, int]):
+        """Install the base table, merges and special tokens, and build the id -> bytes vocabulary."""
+        if sorted(byte_ids) != list(range(256)):
+            raise ValueError("the base table must map the 256 byte values to the ids 0..255, each used once")
+        vocab = {i: bytes([b]) for b, i in enumerate(byte_ids)}
+        for (left, right), new_id in sorted(merges.items(), key=lambda item: item[1]):
+            if left not in vocab or right not in vocab or new_id in vocab:
+                raise ValueError(f"merge {(left, right)} -> {new_id} uses an unknown id or reuses an existing one")
+            vocab[new_id] = vocab[left] + vocab[right]
+        for token, i in special_tokens.items():
+            if i in vocab:
+                raise ValueError(f"special token {token!r} has id {i}, which is already a regular token")
+            vocab[i] = token.encode("utf-8")
+        if sorted(vocab) != list(range(len(vocab))):
+            raise ValueError("token ids must be 0..vocab_size-1 without gaps")
+        self.byte_ids, self.merges, self.special_tokens = list(byte_ids), dict(merges), dict(special_tokens)
+        self.vocab = vocab  # id -> bytes
+        self._cache: dict[str, list[int]] = {}  # chunk -> ids
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def train(self, text: str, vocab_size: int, special_tokens: Sequence[str] = ()) -> "BPETokenizer":
+        """Learn merges from `text` until there are `vocab_size` tokens (256 bytes + merges + special tokens)."""
+        _check_text(text)
+        smallest = 256 + len(special_tokens)
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < smallest:
+            raise ValueError(
+                f"vocab_size must be an int of at least {smallest}: 256 tokens for the byte values"
+                f"{f' plus {len(special_tokens)} special tokens' if special_tokens else ''}; got {vocab_size!r}"
+            )
+        merges = train_merges(Counter(split_chunks(text, self.pattern)), vocab_size - smallest)
+        first_special = 256 + len(merges)
+        self._set_tables(list(range(256)), merges, {t: first_special + k for k, t in enumerate(special_tokens)})
+        return self
+
+    def _encode_chunk(self, chunk: str) -> list[int]:
+        """The ids of one chunk: its bytes, merged lowest priority first."""
+        ids = self._cache.get(chunk)
+        if ids is None:
+            ids = [self.byte_ids[b] for b in chunk.encode("utf-8")]
+            while len(ids) > 1:
+                pair = min(zip(ids, ids[1:]), key=lambda p: self.merges.get(p, float("inf")))
+                if pair not in self.merges:
+                    break
+                ids = merge(ids, pair, self.merges[pair])
+            self._cache[chunk] = ids
+        return ids
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode `text`, treating special-token strings as ordinary text."""
+        ids = []
+        for chunk in split_chunks(text, self.pattern):
+            ids.extend(self._encode_chunk(chunk))
+        return ids
+
+    def encode(self, text: str, *, allowed_special: str | Collection[str] = frozenset(),
+               disallowed_special: str | Collection[str] = "all") -> list[int]:
+        """Encode `text`; special tokens are handled as in tiktoken (see the lesson)."""
+        _check_text(text)
+        allowed = _special_set(allowed_special, "allowed_special", self.special_tokens)
+        disallowed = _special_set(disallowed_special, "disallowed_special", set(self.special_tokens) - allowed)
+        if disallowed and (found := _special_regex(disallowed).search(text)):
+            raise ValueError(
+                f"the text contains the special token {found.group()!r} at position {found.start()}. "
+                f"To encode it as the special token, pass allowed_special={{{found.group()!r}}}; "
+                "to encode it as ordinary text, pass disallowed_special=()"
+            )
+        allowed &= set(self.special_tokens)  # like tiktoken, names that are not special tokens are ignored here
+        if not allowed:
+            return self.encode_ordinary(text)
+        ids, start = [], 0
+        for found in _special_regex(allowed).finditer(text):
+            ids.extend(self.encode_ordinary(text[start:found.start()]))
+            ids.append(self.special_tokens[found.group()])
+            start = found.end()
+        return ids + self.encode_ordinary(text[start:])
+
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """The bytes that a sequence of ids stands for."""
+        return b"".join(self.vocab[i] for i in _check_ids(ids, self.vocab_size))
+
+    def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
+        """The text of a sequence of ids; bytes that are not valid UTF-8 become '\ufffd' (like tiktoken)."""
+        return self.decode_bytes(ids).decode("utf-8", errors=errors)
+
+    def save(self, path: str | Path) -> None:
+        """Write the tokenizer to a JSON file."""
+        state = {
+            "format": "gpt-from-scratch BPETokenizer",
+            "version": 1,
+            "pattern": self.pattern,
+            "byte_ids": self.byte_ids,
+            "merges": [[left, right, new_id] for (left, right), new_id in self.merges.items()],
+            "special_tokens": self.special_tokens,
+        }
+        Path(path).write_text(json.dumps(state), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "BPETokenizer":
+        """A tokenizer read from a JSON file written by `save`."""
+        try:
+            state = json.loads(Path(path).read_text(encoding="utf-8"))
+            if state.get("format") != "gpt-from-scratch BPETokenizer":
+                raise KeyError("format")
+            tokenizer = cls(state["pattern"])
+            merges = {(left, right): new_id for left, right, new_id in state["merges"]}
+            tokenizer._set_tables(state["byte_ids"], merges, state["special_tokens"])
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as error:
+            raise ValueError(f"{path} is not a tokenizer file written by BPETokenizer.save ({error!r})") from None
+        return tokenizer
+
+    @classmethod
+    def from_gpt2_files(cls, vocab_bpe_path: str | Path, encoder_json_path: str | Path) -> "BPETokenizer":
+        """GPT-2's tokenizer, from its `vocab.bpe` and `encoder.json` files."""
+        tokenizer = cls(GPT2_SPLIT_PATTERN)
+        tokenizer._set_tables(*read_gpt2_files(vocab_bpe_path, encoder_json_path))
+        return tokenizer
+
+    def __repr__(self) -> str:
+        return f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, special_tokens={list(self.special_tokens)})"
+
+
+def _special_set(value, name: str, everything: Collection[str]) -> set[str]:
+    """`allowed_special` or `disallowed_special` as a set: "all" means `everything`."""
+    if value == "all":
+        return set(everything)
+    if isinstance(value, str) or not all(isinstance(token, str) for token in value):
+        raise ValueError(f'{name} must be "all" or a collection of token strings such as {{"<|endoftext|>"}}, got {value!r}')
+    return set(value)
+
+
+def _special_regex(tokens: Collection[str]):
+    """A regex matching any of `tokens`, longest first."""
+    return regex.compile("|".join(regex.escape(t) for t in sorted(tokens, key=lambda t: (-len(t), t))))
