@@ -69,6 +69,37 @@ ASSETS: dict[str, Asset] = {
             "gpt2-encoder.json",
             "GPT-2's vocabulary (50,257 tokens)",
         ),
+        # GPT-2's weights as Hugging Face hosts them (lesson 06: GPT.from_pretrained). The sha256 is the
+        # file's Git LFS object id, shown on its Hugging Face page. Where it is not recorded yet, the
+        # entry holds a placeholder that no file matches, so fetch refuses the file (fails closed).
+        Asset(
+            "gpt2-model.safetensors",
+            "https://huggingface.co/openai-community/gpt2/resolve/main/model.safetensors",
+            "248dfc3911869ec493c76e65bf2fcf7f615828b0254c12b473182f0f81d3a707",
+            "gpt2-model.safetensors",
+            "GPT-2 small's weights (124M parameters, 548 MB)",
+        ),
+        Asset(
+            "gpt2-medium-model.safetensors",
+            "https://huggingface.co/openai-community/gpt2-medium/resolve/main/model.safetensors",
+            "sha256-not-recorded-yet",
+            "gpt2-medium-model.safetensors",
+            "GPT-2 medium's weights (355M parameters, 1.5 GB)",
+        ),
+        Asset(
+            "gpt2-large-model.safetensors",
+            "https://huggingface.co/openai-community/gpt2-large/resolve/main/model.safetensors",
+            "sha256-not-recorded-yet",
+            "gpt2-large-model.safetensors",
+            "GPT-2 large's weights (774M parameters, 3.1 GB)",
+        ),
+        Asset(
+            "gpt2-xl-model.safetensors",
+            "https://huggingface.co/openai-community/gpt2-xl/resolve/main/model.safetensors",
+            "sha256-not-recorded-yet",
+            "gpt2-xl-model.safetensors",
+            "GPT-2 XL's weights (1558M parameters, 6.4 GB)",
+        ),
     ]
 }
 

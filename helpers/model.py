@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from helpers.attention import GPTConfig
 from helpers.block import Block
-from helpers.downloads import fetch
+from helpers.downloads import ASSETS, DownloadError, fetch
 from helpers.layers import LayerNorm
 
 GPT2_FAMILY = dict(vocab_size=50257, block_size=1024, bias=True, gelu_approximate="tanh")  # what GPT-2's four share
@@ -201,8 +201,8 @@ def load_hf_gpt2_state_dict(model: GPT, state_dict: Mapping[str, Tensor]) -> Non
             incoming[name] = (key, tensor.t() if key.endswith(CONV1D_WEIGHTS) else tensor)
     missing = [name for name in ours if name not in incoming]
     if missing:
-        raise WeightLoadError(f"the checkpoint has no tensor for {missing[0]} ({len(missing)} missing); "
-                              "is it a GPT-2 checkpoint?")
+        raise WeightLoadError(f"the checkpoint has no tensor for {missing[0]} ({len(missing)} missing); is it "
+                              "a GPT-2 checkpoint, and does the config (n_layer, bias, ...) match it?")
     unexpected = [key for name, (key, _) in incoming.items() if name not in ours]
     if unexpected:
         raise WeightLoadError(f"unexpected tensor {unexpected[0]} in the checkpoint: the model has no "
@@ -255,7 +255,11 @@ def pretrained_files(name_or_path: str | Path) -> tuple[Path, GPTConfig | None]:
     """The safetensors file to load and, if known, its config: GPT-2's presets for its four names
     (fetched and checksummed into data/), else the config.json beside a local file."""
     if str(name_or_path) in GPT2_NAMES and not Path(name_or_path).exists():
-        return fetch(f"{name_or_path}-model.safetensors"), GPTConfig.from_preset(str(name_or_path))
+        asset = ASSETS[f"{name_or_path}-model.safetensors"]
+        if len(asset.sha256) != 64:  # never download what we cannot verify
+            raise DownloadError(f"the sha256 of {asset.url} is not recorded in helpers/downloads.py yet, so it is not "
+                                f"downloaded unchecked; download it yourself and pass its path to GPT.from_pretrained")
+        return fetch(asset.name), GPTConfig.from_preset(str(name_or_path))
     path = Path(name_or_path)
     if path.is_dir():
         path = path / "model.safetensors"
