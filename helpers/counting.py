@@ -178,7 +178,7 @@ GPU_PEAK_FLOPS: dict[str, dict[str, float]] = {
     # NVIDIA H200 datasheet: the H100's compute with more, faster memory; SXM and NVL as for H100
     "H200 SXM": {"fp32": 67 * TFLOPS, "tf32": 494.5 * TFLOPS, "bf16": 989.5 * TFLOPS, "fp16": 989.5 * TFLOPS},
     "H200 NVL": {"fp32": 60 * TFLOPS, "tf32": 417.5 * TFLOPS, "bf16": 835.5 * TFLOPS, "fp16": 835.5 * TFLOPS},
-    # Apple's M-series GPUs (fp32, from Apple's launch press releases: M1 2.6, M1 Pro 5.2, M1 Max 10.4,
+    # Apple's M-series GPUs (fp32, as Apple announced them at launch: M1 2.6, M1 Pro 5.2, M1 Max 10.4,
     # M1 Ultra 21, M2 3.6 TFLOPS); Apple states no separate 16-bit figure.
     "Apple M1": {"fp32": 2.6 * TFLOPS},
     "Apple M1 Pro": {"fp32": 5.2 * TFLOPS},
