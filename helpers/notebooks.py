@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -163,6 +164,7 @@ def execute(path: Path, timeout: int = 900) -> float:
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
+    os.environ.pop("MPLBACKEND", None)  # the kernel must use the inline backend, or no pictures are stored
     start = time.perf_counter()
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     seconds = time.perf_counter() - start
