@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import re
 import tempfile
 import urllib.error
 import urllib.request
@@ -186,6 +187,11 @@ def fetch(name: str, *, timeout: float = 30.0) -> Path:
     if name not in ASSETS:
         raise ValueError(f"unknown asset {name!r}; known assets: {', '.join(sorted(ASSETS))}")
     asset = ASSETS[name]
+    if not re.fullmatch(r"[0-9a-f]{64}", asset.sha256):
+        raise DownloadError(
+            f"No sha256 is recorded for {asset.name}, so the course will not download it unverified. "
+            f"Download {asset.url} yourself and pass the file's path instead."
+        )
     target = data_dir() / asset.filename
     if target.exists():
         if sha256_of(target) == asset.sha256:

@@ -130,3 +130,17 @@ def test_gpt2_tiktoken_works_from_our_verified_copies(monkeypatch, tmp_path):
     assert enc.n_vocab == 50257
     assert enc.encode("Hello world") == [15496, 995]
     assert (tmp_path / "tiktoken_cache" / ASSETS["gpt2-vocab.bpe"].tiktoken_cache_name).exists()
+
+
+def test_asset_without_checksum_is_refused_before_any_download(fake_asset, monkeypatch):
+    monkeypatch.setitem(ASSETS, "fake", Asset("fake", fake_asset.url, "not-recorded", "fake.txt", "a test file"))
+    calls = serve(monkeypatch, lambda: io.BytesIO(PAYLOAD))
+    with pytest.raises(DownloadError, match="No sha256 is recorded"):
+        fetch("fake")
+    assert calls == []
+
+
+def test_every_real_asset_has_a_url_and_a_well_formed_or_refused_checksum():
+    for asset in ASSETS.values():
+        assert asset.url.startswith("https://")
+        assert len(asset.sha256) == 64 or "not-recorded" in asset.sha256
