@@ -36,7 +36,7 @@ def check_count_block_parameters(count_block_parameters) -> str:
                    f"{where}. Off by a multiple of n_embd²: c_attn is n_embd × 3·n_embd, c_proj n_embd × n_embd, "
                    "c_fc n_embd × 4·n_embd and the MLP's c_proj 4·n_embd × n_embd")
             expect(False, f"{where}. Count each part on its own: 2 LayerNorms, c_attn, attn.c_proj, c_fc, mlp.c_proj")
-    return "a block has 12·n_embd² + 13·n_embd parameters with biases, 12·n_embd² + 2·n_embd without"
+    return "A block has 12·n_embd² + 13·n_embd parameters with biases, 12·n_embd² + 2·n_embd without"
 
 
 def _random_block(seed: int = 0) -> Block:
@@ -70,7 +70,7 @@ def check_zero_residual_branches(zero_residual_branches_) -> str:
     out.pow(2).sum().backward()
     expect(block.attn.c_proj.weight.grad is not None and block.attn.c_proj.weight.grad.abs().sum() > 0,
            "no gradient reaches attn.c_proj.weight: keep it a trainable parameter (modify .data or use torch.no_grad())")
-    return ("the block is the identity, yet its c_proj weights get a gradient, so training moves them away from zero. "
+    return ("The block is the identity, yet its c_proj weights get a gradient, so training moves them away from zero. "
             "A zeroed c_attn would still leave the biases of c_proj and the whole MLP branch adding to x")
 
 
@@ -93,4 +93,4 @@ def check_parallel_forward(parallel_forward) -> str:
     expect(not close(got, no_shortcut), "the shortcut is missing: add the input x to the two updates")
     expect(not close(got, shared_ln), "the MLP should read ln_2(x), not ln_1(x): keep both of the block's LayerNorms")
     expect_close(got, want, "parallel_forward(block, x)")
-    return "both branches read the same input, so on a GPU their matrix multiplies can run at once"
+    return "Both branches read the same input, so on a GPU their matrix multiplies can run at once"
