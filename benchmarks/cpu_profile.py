@@ -1,0 +1,60 @@
+"""Run the CPU profile of lesson 08 and report its validation loss and wall time (target: val loss <= 1.70 within
+3 minutes of training on 2 CPU cores).
+
+    python benchmarks/cpu_profile.py                       # the profile as the lesson runs it
+    python benchmarks/cpu_profile.py --learning_rate 4e-3  # any GPTConfig or TrainConfig field, to tune it
+
+The machine's load average is printed before and after: on a shared machine the time depends on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from helpers.training import profile, train  # noqa: E402
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """--name value pairs as a dict, each value read as a Python literal when it is one (4e-3, 32, True, None)."""
+    overrides = {}
+    for name, value in zip(pairs[::2], pairs[1::2]):
+        try:
+            overrides[name.lstrip("-")] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[name.lstrip("-")] = value
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default="cpu")
+    args, rest = parser.parse_known_args(argv)
+    overrides = parse_overrides(rest)
+    overrides.setdefault("out_dir", tempfile.mkdtemp(prefix="cpu-profile-"))
+    overrides.setdefault("overwrite", True)
+    overrides.setdefault("progress", False)
+    model_config, train_config = profile(args.profile, **overrides)
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    print(model_config)
+    print(train_config)
+    start = time.perf_counter()
+    _, history = train(model_config, train_config)
+    seconds = time.perf_counter() - start
+    for step, train_loss, val_loss in zip(history.eval_steps, history.eval_train, history.eval_val):
+        print(f"step {step:5d}: train {train_loss:.4f}  val {val_loss:.4f}")
+    print(f"val loss {history.eval_val[-1]:.4f} (best {history.best_val:.4f}) after {len(history.steps)} steps in "
+          f"{seconds:.0f} s ({history.tokens_per_sec:,.0f} tokens/s at the end); "
+          f"load average after: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
