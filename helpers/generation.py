@@ -239,11 +239,16 @@ def stream_text(model: nn.Module, tokenizer, prompt: str, max_new_tokens: int, *
     """Continue a prompt string, yielding the new text piece by piece as the tokens are made.
 
     settings are stream's (temperature, top_k, top_p, use_cache, generator, eos_id); eos_id defaults to the
-    tokenizer's <|endoftext|>, where generation stops (the token itself is not printed)."""
+    tokenizer's <|endoftext|>, where generation stops (the token itself is not printed). Bad settings raise
+    ValueError at the call, before any text."""
     eos_id = settings.pop("eos_id", eos_id_of(tokenizer))
     idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long)
-    decoder = TextDecoder(tokenizer)
-    for step in stream(model, idx, max_new_tokens, eos_id=eos_id, **settings):
+    steps = stream(model, idx, max_new_tokens, eos_id=eos_id, **settings)  # checks the settings now
+    return _text_pieces(steps, TextDecoder(tokenizer), eos_id)
+
+
+def _text_pieces(steps: Iterator[Tensor], decoder: TextDecoder, eos_id: int | None) -> Iterator[str]:
+    for step in steps:
         token_id = int(step)
         if token_id == eos_id:
             break

@@ -1,0 +1,235 @@
+"""Lesson 09: sampling rules against Hugging Face's, the KV cache against full forward passes, generate and stream."""
+
+import numpy as np
+import pytest
+import torch
+from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+from helpers.generation import (
+    KVCache,
+    TextDecoder,
+    generate,
+    next_token_probs,
+    sample_next,
+    stream,
+    stream_text,
+    top_k_filter,
+    top_p_filter,
+)
+from helpers.model import GPT, GPTConfig
+from helpers.tokenization import CharTokenizer
+
+CONFIG = GPTConfig(vocab_size=37, block_size=16, n_layer=2, n_head=2, n_embd=32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight the other tests for a shared CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model() -> GPT:
+    torch.manual_seed(0)
+    model = GPT(CONFIG)
+    with torch.no_grad():  # larger weights than GPT-2's init: peaked distributions, no near-ties for argmax
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.3)
+    return model.eval()
+
+
+@torch.no_grad()
+def greedy_reference(model: GPT, idx: torch.Tensor, n: int) -> torch.Tensor:
+    """The plainest loop: a full forward pass over the last block_size tokens, argmax, append."""
+    for _ in range(n):
+        logits, _ = model(idx[:, -model.config.block_size:])
+        idx = torch.cat([idx, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return idx
+
+
+# --- the KV cache --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+@pytest.mark.parametrize("prompt_len", [1, 5, 15, 16, 23])
+def test_cached_generation_equals_uncached_and_the_plain_loop(model, batch_size, prompt_len):
+    prompt = torch.randint(0, CONFIG.vocab_size, (batch_size, prompt_len), generator=torch.Generator().manual_seed(prompt_len))
+    n = 30  # every case runs past block_size=16, so the window slides
+    cached = generate(model, prompt, n, temperature=0)
+    uncached = generate(model, prompt, n, temperature=0, use_cache=False)
+    assert cached.shape == (batch_size, prompt_len + n)
+    assert torch.equal(cached[:, :prompt_len], prompt)
+    assert torch.equal(cached, uncached)
+    assert torch.equal(cached, greedy_reference(model, prompt, n))
+
+
+def test_cached_logits_match_full_forward_step_by_step(model):
+    ids = torch.randint(0, CONFIG.vocab_size, (2, CONFIG.block_size), generator=torch.Generator().manual_seed(1))
+    caches = KVCache.for_model(model, batch_size=2)
+    with torch.no_grad():
+        prefill, _ = model(ids[:, :4], kv_cache=caches)
+        torch.testing.assert_close(prefill, model(ids[:, :4])[0], atol=1e-5, rtol=1e-5)
+        for t in range(4, CONFIG.block_size):
+            step, _ = model(ids[:, t:t + 1], kv_cache=caches)
+            full, _ = model(ids[:, :t + 1])
+            torch.testing.assert_close(step[:, -1], full[:, -1], atol=1e-5, rtol=1e-5)
+    assert caches[0].length == CONFIG.block_size
+
+
+def test_sampling_with_the_same_generator_is_the_same_with_or_without_cache(model):
+    prompt = torch.randint(0, CONFIG.vocab_size, (2, 20), generator=torch.Generator().manual_seed(2))  # > block_size
+    settings = dict(temperature=0.9, top_k=10, top_p=0.9)
+    a = generate(model, prompt, 25, **settings, generator=torch.Generator().manual_seed(5))
+    b = generate(model, prompt, 25, **settings, use_cache=False, generator=torch.Generator().manual_seed(5))
+    c = generate(model, prompt, 25, **settings, generator=torch.Generator().manual_seed(5))
+    d = generate(model, prompt, 25, **settings, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and torch.equal(a, c)
+    assert not torch.equal(a, d)
+
+
+def test_kv_cache_rejects_overflow_and_a_wrong_batch(model):
+    caches = KVCache.for_model(model, batch_size=2, max_len=6)
+    assert len(caches) == CONFIG.n_layer and caches[0].k.shape == (2, CONFIG.n_head, 6, CONFIG.head_size)
+    with torch.no_grad():
+        model(torch.zeros(2, 4, dtype=torch.long), kv_cache=caches)
+        with pytest.raises(ValueError, match="cannot take 3 more"):
+            model(torch.zeros(2, 3, dtype=torch.long), kv_cache=caches)
+    k = torch.zeros(1, CONFIG.n_head, 1, CONFIG.head_size)
+    with pytest.raises(ValueError, match="do not fit a cache"):
+        KVCache(2, CONFIG.n_head, CONFIG.head_size, 6).update(k, k)
+    with pytest.raises(ValueError, match="max_len=17"):
+        KVCache.for_model(model, 1, max_len=17)
+
+
+# --- the sampling rules ----------------------------------------------------------------------------
+
+def test_filters_match_hugging_face():
+    logits = torch.randn(5, 300, generator=torch.Generator().manual_seed(0)) * 4
+    for k in (1, 7, 300):
+        assert torch.equal(top_k_filter(logits, k), TopKLogitsWarper(k)(None, logits))
+    for p in (0.05, 0.5, 0.9, 0.999):
+        assert torch.equal(top_p_filter(logits, p), TopPLogitsWarper(p)(None, logits))
+    want = TopPLogitsWarper(0.8)(None, TopKLogitsWarper(40)(None, TemperatureLogitsWarper(1.5)(None, logits))).softmax(-1)
+    torch.testing.assert_close(next_token_probs(logits, 1.5, top_k=40, top_p=0.8), want)
+
+
+def test_temperature_zero_is_argmax_and_one_is_softmax():
+    logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(sample_next(logits, temperature=0), logits.argmax(-1))
+    torch.testing.assert_close(next_token_probs(logits, 1.0), torch.softmax(logits, -1))
+
+
+def test_top_k_never_samples_outside_the_k_best():
+    logits = torch.randn(1, 100, generator=torch.Generator().manual_seed(2))
+    draws = sample_next(logits.expand(5000, -1), temperature=1.5, top_k=6, generator=torch.Generator().manual_seed(0))
+    best = set(logits[0].topk(6).indices.tolist())
+    assert set(draws.tolist()) == best  # never outside, and each of the 6 is drawn
+
+
+def nucleus(probs: np.ndarray, p: float) -> set[int]:
+    """The smallest set of most likely tokens whose probabilities add up to at least p (in float64)."""
+    order = np.argsort(-probs)
+    size = int(np.searchsorted(np.cumsum(probs[order]), p)) + 1
+    return set(order[:size].tolist())
+
+
+@pytest.mark.parametrize("p", [0.3, 0.75, 0.95])
+def test_top_p_never_samples_outside_the_nucleus(p):
+    logits = torch.randn(1, 60, generator=torch.Generator().manual_seed(3)) * 2
+    allowed = nucleus(torch.softmax(logits[0].double(), -1).numpy(), p)
+    draws = sample_next(logits.expand(20000, -1), top_p=p, generator=torch.Generator().manual_seed(1))
+    drawn = set(draws.tolist())
+    assert drawn <= allowed
+    assert len(drawn) >= len(allowed) - 1  # the least likely member may be rare, the others all show up
+
+
+def test_multinomial_frequencies_approach_the_probabilities():
+    logits = torch.tensor([[2.0, 1.0, 0.5, -1.0]])
+    draws = sample_next(logits.expand(40000, -1), temperature=0.7, generator=torch.Generator().manual_seed(4))
+    frequencies = torch.bincount(draws, minlength=4) / len(draws)
+    torch.testing.assert_close(frequencies, torch.softmax(logits[0] / 0.7, -1), atol=0.01, rtol=0)
+
+
+# --- bad input -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(temperature=-0.1), "temperature=-0.1"),
+    (dict(temperature=float("nan")), "temperature=nan"),
+    (dict(top_k=0), "top_k=0"),
+    (dict(top_k=38), "top_k=38: it must be an integer from 1 to the vocabulary size 37"),
+    (dict(top_p=0.0), r"top_p=0.0: it must lie in \(0, 1\]"),
+    (dict(top_p=1.01), "top_p=1.01"),
+    (dict(max_new_tokens=-1), "max_new_tokens=-1"),
+    (dict(idx=torch.zeros(1, 0, dtype=torch.long)), "the prompt is empty"),
+    (dict(idx=torch.zeros(3, dtype=torch.long)), r"got \(3,\); for one prompt write torch.tensor\(\[ids\]\)"),
+])
+def test_bad_input_raises_a_clear_value_error_at_the_call(model, kwargs, message):
+    args = dict(idx=torch.zeros(1, 3, dtype=torch.long), max_new_tokens=5)
+    args.update(kwargs)
+    idx, n = args.pop("idx"), args.pop("max_new_tokens")
+    with pytest.raises(ValueError, match=message):
+        generate(model, idx, n, **args)
+    with pytest.raises(ValueError, match=message):
+        stream(model, idx, n, **args)  # raised at the call, not at the first token
+
+
+# --- generate and stream ---------------------------------------------------------------------------
+
+def test_eos_stops_one_prompt_early_and_pads_finished_rows(model):
+    prompt = torch.randint(0, CONFIG.vocab_size, (1, 4), generator=torch.Generator().manual_seed(7))
+    free = generate(model, prompt, 12, temperature=0)[0, 4:].tolist()
+    eos = free[3]
+    first = free.index(eos)
+    out = generate(model, prompt, 12, temperature=0, eos_id=eos)
+    assert out[0, 4:].tolist() == free[:first + 1]  # stops right after the first eos
+    both = torch.cat([prompt, torch.randint(0, CONFIG.vocab_size, (1, 4), generator=torch.Generator().manual_seed(8))])
+    free_rows = generate(model, both, 12, temperature=0)
+    out = generate(model, both, 12, temperature=0, eos_id=eos)
+    for row, tokens in zip(out[:, 4:].tolist(), free_rows[:, 4:].tolist()):
+        if eos in tokens:
+            stop = tokens.index(eos)
+            assert row[:stop + 1] == tokens[:stop + 1] and set(row[stop:]) == {eos}
+        else:
+            assert out.size(1) == 16 and row == tokens
+
+
+def test_stream_yields_one_batch_column_per_step_and_restores_the_mode(model):
+    model.train()
+    try:
+        steps = stream(model, torch.zeros(2, 3, dtype=torch.long), 4, temperature=0)
+        first = next(steps)
+        assert first.shape == (2,) and first.dtype == torch.long
+        assert not torch.is_inference_mode_enabled() and torch.is_grad_enabled()  # nothing leaks while it waits
+        assert len(list(steps)) == 3
+        assert model.training  # the mode is back once the stream ends
+        assert torch.equal(generate(model, torch.zeros(2, 3, dtype=torch.long), 0), torch.zeros(2, 3, dtype=torch.long))
+    finally:
+        model.eval()
+
+
+def test_text_decoder_keeps_multibyte_characters_whole():
+    from helpers.downloads import gpt2_tiktoken
+
+    encoding = gpt2_tiktoken()
+    text = "naïve 🌙 façade — 日本語"
+    ids = encoding.encode(text)
+    decoder = TextDecoder(encoding)
+    pieces = [decoder.push(i) for i in ids] + [decoder.flush()]
+    assert "".join(pieces) == text == encoding.decode(ids)
+    assert all("\ufffd" not in piece for piece in pieces)
+    assert any(encoding.decode([i]) != "" and "\ufffd" in encoding.decode([i]) for i in ids)  # the naive way breaks
+
+
+def test_stream_text_stops_at_the_eos_token_without_printing_it(model):
+    tokenizer = CharTokenizer("\n abcdefghijklmnopqrstuvwxyz,.:;!?'ABC"[:CONFIG.vocab_size])
+    text = "".join(stream_text(model, tokenizer, "ab", 30, temperature=0, eos_id=None))
+    continuation = generate(model, torch.tensor([tokenizer.encode("ab")]), 30, temperature=0)[0, 2:].tolist()
+    assert text == tokenizer.decode(continuation)
+    eos = continuation[2]
+    stopped = "".join(stream_text(model, tokenizer, "ab", 30, temperature=0, eos_id=eos))
+    assert stopped == tokenizer.decode(continuation[:continuation.index(eos)])
+    with pytest.raises(ValueError, match="top_k"):
+        stream_text(model, tokenizer, "ab", 5, top_k=0)
