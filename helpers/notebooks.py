@@ -8,10 +8,12 @@ Infrastructure, not taught in a lesson. A lesson marks itself and its cells:
 
 Commands (run from anywhere in the checkout):
 
-    python -m helpers.notebooks export      # rewrite helpers/<module>.py from every lesson
-    python -m helpers.notebooks check       # exit 1 if a module or a bootstrap cell differs from its source
-    python -m helpers.notebooks bootstrap   # rewrite every notebook's first code cell from helpers/bootstrap.py
-    python -m helpers.notebooks run [NB..]  # re-execute notebooks in place (all by default), storing outputs
+    python -m helpers.notebooks export [NB..]     # rewrite helpers/<module>.py from the lessons
+    python -m helpers.notebooks check             # exit 1 if a module or a bootstrap cell differs from its source
+    python -m helpers.notebooks bootstrap [NB..]  # rewrite the notebooks' first code cell from helpers/bootstrap.py
+    python -m helpers.notebooks run [NB..]        # re-execute notebooks in place, storing outputs
+
+Each command acts on every notebook unless given some.
 """
 
 from __future__ import annotations
@@ -86,10 +88,12 @@ def export_targets() -> dict[Path, Path]:
     return targets
 
 
-def export() -> list[Path]:
-    """Write every lesson's module; return the files that changed."""
+def export(only: list[Path] | None = None) -> list[Path]:
+    """Write every lesson's module (or only those of the notebooks given); return the files that changed."""
     changed = []
     for notebook, module_file in export_targets().items():
+        if only and notebook not in only:
+            continue
         text = exported_text(notebook)
         if not module_file.exists() or module_file.read_text(encoding="utf-8") != text:
             module_file.write_text(text, encoding="utf-8")
@@ -126,12 +130,12 @@ def _split_lines(text: str) -> list[str]:
     return [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
 
 
-def write_bootstrap_cells() -> list[Path]:
-    """Make every notebook's first code cell the bootstrap cell; return the notebooks changed."""
+def write_bootstrap_cells(only: list[Path] | None = None) -> list[Path]:
+    """Make every notebook's (or the given notebooks') first code cell the bootstrap cell; return those changed."""
     from helpers.bootstrap import notebook_cell
 
     changed = []
-    for path in all_notebooks():
+    for path in only or all_notebooks():
         nb = _read(path)
         first = next(c for c in nb["cells"] if c["cell_type"] == "code")
         if _source(first) != notebook_cell():
@@ -175,19 +179,24 @@ def execute(path: Path, timeout: int = 900) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.notebooks", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("export", help="rewrite helpers/ modules from the lesson notebooks")
+    commands = {
+        "export": "rewrite helpers/ modules from the lesson notebooks",
+        "bootstrap": "rewrite the notebooks' first code cell from helpers/bootstrap.py",
+        "run": "re-execute notebooks in place, storing their outputs",
+    }
+    for name, text in commands.items():
+        sub.add_parser(name, help=text).add_argument(
+            "notebooks", nargs="*", type=Path, help="notebooks to act on (default: all)")
     sub.add_parser("check", help="fail if helpers/ or a bootstrap cell drifted from its source")
-    sub.add_parser("bootstrap", help="rewrite every notebook's first code cell from helpers/bootstrap.py")
-    run = sub.add_parser("run", help="re-execute notebooks in place, storing their outputs")
-    run.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: all, solutions too)")
     args = parser.parse_args(argv)
+    chosen = [p.resolve() for p in getattr(args, "notebooks", [])]
 
     if args.command == "export":
-        for path in export():
+        for path in export(chosen):
             print(f"wrote {path.relative_to(ROOT)}")
         return 0
     if args.command == "bootstrap":
-        for path in write_bootstrap_cells():
+        for path in write_bootstrap_cells(chosen):
             print(f"updated {path.relative_to(ROOT)}")
         return 0
     if args.command == "check":
@@ -196,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         print("in sync" if not problems else f"{len(problems)} problem(s)")
         return 1 if problems else 0
-    for path in [p.resolve() for p in args.notebooks] or all_notebooks():
+    for path in chosen or all_notebooks():
         print(f"running {path.relative_to(ROOT)} ...", flush=True)
         print(f"  done in {execute(path):.1f} s", flush=True)
     return 0
