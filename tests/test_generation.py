@@ -233,3 +233,21 @@ def test_stream_text_stops_at_the_eos_token_without_printing_it(model):
     assert stopped == tokenizer.decode(continuation[:continuation.index(eos)])
     with pytest.raises(ValueError, match="top_k"):
         stream_text(model, tokenizer, "ab", 5, top_k=0)
+
+
+def test_decoding_layout_changes_strides_not_values_or_tokens(model):
+    import copy
+
+    from helpers.generation import decoding_layout
+
+    fast = decoding_layout(copy.deepcopy(model))
+    assert fast.lm_head.weight is fast.transformer.wte.weight  # still tied
+    for (name, p), (_, q) in zip(model.named_parameters(), fast.named_parameters()):
+        assert torch.equal(p, q), name
+    c_fc = fast.transformer.h[0].mlp.c_fc.weight
+    assert c_fc.shape == (4 * CONFIG.n_embd, CONFIG.n_embd) and c_fc.stride() == (1, 4 * CONFIG.n_embd)
+    assert decoding_layout(fast) is fast and c_fc.stride() == (1, 4 * CONFIG.n_embd)  # a second call changes nothing
+    prompt = torch.randint(0, CONFIG.vocab_size, (2, 5), generator=torch.Generator().manual_seed(9))
+    assert torch.equal(generate(fast, prompt, 30, temperature=0), generate(model, prompt, 30, temperature=0))
+    with torch.no_grad():
+        torch.testing.assert_close(fast(prompt)[0], model(prompt)[0], atol=1e-5, rtol=1e-5)
