@@ -12,6 +12,22 @@ from torch import Tensor, nn
 GELU_FORMS = ("none", "tanh")  # exact GELU (erf) or GPT-2's tanh approximation
 
 
+def causal_mask(t_q: int, t_k: int, device: torch.device | str | None = None) -> Tensor:
+    """Boolean (t_q, t_k) mask, True where a query may look at a key.
+
+    The queries are the LAST t_q of the t_k positions, so query i sits at position
+    t_k - t_q + i and may see keys 0 .. t_k - t_q + i. With t_q == t_k this is the
+    usual lower-triangular mask."""
+    return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(diagonal=t_k - t_q)
+
+
+def attention_weights(q: Tensor, k: Tensor) -> Tensor:
+    """Causal attention weights softmax(q k^T / sqrt(head_size)), shape (..., T_q, T_k); each row sums to 1."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(k.size(-1))
+    mask = causal_mask(q.size(-2), k.size(-2), device=q.device)
+    return F.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+
+
 @dataclass
 class GPTConfig:
     """The sizes and switches of a GPT. The defaults are GPT-2 small (124M), with the vocabulary
@@ -48,34 +64,6 @@ class GPTConfig:
     def head_size(self) -> int:
         """The width of one attention head: n_embd // n_head."""
         return self.n_embd // self.n_head
-
-
-def causal_mask(t_q: int, t_k: int, device: torch.device | str | None = None) -> Tensor:
-    """Boolean (t_q, t_k) mask, True where a query may look at a key.
-
-    The queries are the LAST t_q of the t_k positions, so query i sits at position
-    t_k - t_q + i and may see keys 0 .. t_k - t_q + i. With t_q == t_k this is the
-    usual lower-triangular mask."""
-    return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(diagonal=t_k - t_q)
-
-
-def attention_weights(q: Tensor, k: Tensor) -> Tensor:
-    """Causal attention weights softmax(q k^T / sqrt(head_size)), shape (..., T_q, T_k); each row sums to 1."""
-    scores = q @ k.transpose(-2, -1) / math.sqrt(k.size(-1))
-    mask = causal_mask(q.size(-2), k.size(-2), device=q.device)
-    return F.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
-
-
-def split_heads(x: Tensor, n_head: int) -> Tensor:
-    """(B, T, n_embd) -> (B, n_head, T, head_size): each head gets its own slice of the channels."""
-    B, T, C = x.shape
-    return x.view(B, T, n_head, C // n_head).transpose(1, 2)
-
-
-def merge_heads(x: Tensor) -> Tensor:
-    """(B, n_head, T, head_size) -> (B, T, n_embd): the heads' outputs side by side again."""
-    B, n_head, T, head_size = x.shape
-    return x.transpose(1, 2).contiguous().view(B, T, n_head * head_size)
 
 
 def check_input(x: Tensor, config: GPTConfig) -> None:
@@ -122,6 +110,18 @@ class MultiHeadAttention(nn.Module):
         """(B, T, n_embd) -> (B, T, n_embd)."""
         check_input(x, self.config)
         return self.dropout(self.proj(torch.cat([head(x) for head in self.heads], dim=-1)))
+
+
+def split_heads(x: Tensor, n_head: int) -> Tensor:
+    """(B, T, n_embd) -> (B, n_head, T, head_size): each head gets its own slice of the channels."""
+    B, T, C = x.shape
+    return x.view(B, T, n_head, C // n_head).transpose(1, 2)
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    """(B, n_head, T, head_size) -> (B, T, n_embd): the heads' outputs side by side again."""
+    B, n_head, T, head_size = x.shape
+    return x.transpose(1, 2).contiguous().view(B, T, n_head * head_size)
 
 
 class KVCache(Protocol):
@@ -174,3 +174,25 @@ class CausalSelfAttention(nn.Module):
             return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=t_q > 1)
         mask = causal_mask(t_q, t_k, device=q.device)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+
+
+def heads_from_fused(fused: CausalSelfAttention) -> MultiHeadAttention:
+    """A MultiHeadAttention holding the same weights as `fused`.
+
+    c_attn's output rows are [queries | keys | values], each n_embd wide, and head h owns rows
+    h*head_size .. (h+1)*head_size of each third; c_proj is the same Linear as the stack's proj."""
+    config = fused.config
+    weight = fused.c_attn.weight
+    stack = MultiHeadAttention(config).to(device=weight.device, dtype=weight.dtype).train(fused.training)
+    weights = weight.split(config.n_embd, dim=0)
+    biases = fused.c_attn.bias.split(config.n_embd) if config.bias else (None, None, None)
+    size = config.head_size
+    with torch.no_grad():
+        for h, head in enumerate(stack.heads):
+            rows = slice(h * size, (h + 1) * size)
+            for linear, w, b in zip((head.query, head.key, head.value), weights, biases):
+                linear.weight.copy_(w[rows])
+                if b is not None:
+                    linear.bias.copy_(b[rows])
+        stack.proj.load_state_dict(fused.c_proj.state_dict())
+    return stack
