@@ -60,8 +60,8 @@ def check_causal_mask(build_causal_mask) -> str:
         if T > 1:
             expect(not torch.equal(got, want.T), f"build_causal_mask({T}) is upper-triangular: that lets queries see "
                    "the future. Query i (row i) may see keys j <= i: use torch.tril")
-            expect(not torch.equal(got, want.tril(diagonal=-1)), f"build_causal_mask({T}) leaves out the diagonal: "
-                   "each token may attend to itself (j == i)")
+        expect(not torch.equal(got, want.tril(diagonal=-1)), f"build_causal_mask({T}) leaves out the diagonal: "
+               "each token may attend to itself (j == i)")
         expect(torch.equal(got, want), f"build_causal_mask({T}) should be True exactly where key j <= query i")
     return "True on and below the diagonal, as torch.tril gives"
 
