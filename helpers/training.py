@@ -108,8 +108,8 @@ class TrainConfig:
 
     out_dir: str = "runs/default"  # the run's folder: ckpt.pt and metrics.jsonl
     dataset: str = "shakespeare_char"  # or "shakespeare_gpt2"
-    max_iters: int = 2000  # optimizer steps
-    batch_size: int = 32  # sequences per micro-batch, summed over all processes
+    max_iters: int = 4000  # optimizer steps
+    batch_size: int = 8  # sequences per micro-batch, summed over all processes
     gradient_accumulation_steps: int = 1  # micro-batches per optimizer step
     learning_rate: float = 2e-3  # peak learning rate, reached after warm-up
     min_lr: float = 2e-4  # the floor of the cosine decay
@@ -119,9 +119,9 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0  # clip the gradient's global norm to this; 0 turns clipping off
-    eval_interval: int = 250  # evaluate (and checkpoint) every this many steps
+    eval_interval: int = 500  # evaluate (and checkpoint) every this many steps
     eval_iters: int = 20  # batches per split in each evaluation
-    log_interval: int = 10  # steps between log lines (and GPU syncs)
+    log_interval: int = 50  # steps between log lines (and GPU syncs)
     checkpoint_interval: int = 0  # also checkpoint every this many steps; 0: only at evaluations and the end
     seed: int = 1337
     device: str | None = None  # None: choose_device() picks cuda, mps or cpu
@@ -181,8 +181,8 @@ class TrainConfig:
 PROFILES: dict[str, dict] = {
     # Character-level Tiny Shakespeare on 2 CPU cores in about 3 minutes (tuning: see lesson 08).
     "cpu": dict(preset="cpu", model=dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0),
-                train=dict(max_iters=2000, batch_size=32, learning_rate=2e-3, min_lr=2e-4, warmup_iters=100,
-                           beta2=0.99, eval_interval=250, eval_iters=20)),
+                train=dict(max_iters=4000, batch_size=8, learning_rate=2e-3, min_lr=2e-4, warmup_iters=100,
+                           beta2=0.99, eval_interval=500, eval_iters=20, log_interval=50)),
     # nanoGPT's Shakespeare-char recipe for one GPU: 10.8M parameters, 5000 steps.
     "gpu": dict(preset="shakespeare-char", model=dict(dropout=0.2),
                 train=dict(max_iters=5000, batch_size=64, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100,
@@ -602,8 +602,7 @@ def train(model_config: GPTConfig, config: TrainConfig, callback: Callable[[Hist
                 history.eval_val.append(losses["val"])
                 if ddp.is_main:
                     log_metrics(out, {"step": step, "train_loss": losses["train"], "val_loss": losses["val"]})
-                    if config.progress:
-                        tqdm.write(f"step {step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+                    tqdm.write(f"step {step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
                 if callback is not None:
                     callback(history)
             if step % config.eval_interval == 0 or is_last or (
