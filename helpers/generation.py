@@ -130,6 +130,8 @@ def decode_steps(model: nn.Module, idx: Tensor, max_new_tokens: int, temperature
     With the cache, each step feeds only the newest token. Once the cache holds block_size positions, the
     window must slide: the positions are learned and absolute, so every cached key and value would change,
     and the window (the last block_size tokens) is prefilled afresh, exactly as generation without a cache."""
+    if max_new_tokens == 0:
+        return
     block_size = model.config.block_size
     B, T = idx.shape
     tokens = torch.empty(B, T + max_new_tokens, dtype=torch.long, device=idx.device)
