@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from helpers.downloads import data_dir, fetch
-from helpers.tokenization import CharTokenizer
+from helpers.tokenization import BPETokenizer, CharTokenizer
 
 
 def one_hot_embed(idx: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -171,10 +171,8 @@ def _tokenize(text: str, kind: str) -> tuple[list[int], int, str | None]:
     if kind == "char":
         tokenizer = CharTokenizer.from_text(text)
         return tokenizer.encode(text), tokenizer.vocab_size, "".join(tokenizer.chars)
-    from helpers.downloads import gpt2_tiktoken  # GPT-2's reference BPE, built from our verified files
-
-    encoding = gpt2_tiktoken()
-    return encoding.encode_ordinary(text), encoding.n_vocab, None
+    tokenizer = BPETokenizer.from_gpt2_files(fetch("gpt2-vocab.bpe"), fetch("gpt2-encoder.json"))  # Lesson 01's BPE
+    return tokenizer.encode_ordinary(text), tokenizer.vocab_size, None
 
 
 def _is_prepared(meta_path: Path, train_path: Path, val_path: Path) -> bool:
