@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from helpers.device import choose_device
-from helpers.generation import stream_text
+from helpers.generation import decoding_layout, stream_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = choose_device(args.device).device
         model, tokenizer = load_model(args.ckpt, device)
+        if device == "cpu":
+            decoding_layout(model)  # same weights in (in, out) memory order: faster one-token steps on a CPU
         generator = torch.Generator(device=device).manual_seed(args.seed)
         pieces = stream_text(model, tokenizer, args.prompt, args.max_new_tokens, temperature=args.temperature,
                              top_k=args.top_k, top_p=args.top_p, use_cache=not args.no_cache, generator=generator)
