@@ -2,6 +2,7 @@
 
     python benchmarks/train_step.py                                   # ours, at two shapes
     python benchmarks/train_step.py --compare /tmp/nanoGPT/model.py   # ours and nanoGPT's model.py side by side
+    python benchmarks/train_step.py --fused-layers                    # also ours with F.layer_norm and F.gelu
 
 The other file must define GPT and GPTConfig as nanoGPT's model.py does. Both models get the same shape,
 the same batches and the same optimizer settings; their steps are timed in alternating rounds so that
@@ -11,6 +12,7 @@ the noise of a shared machine hits both alike. The figure reported is the median
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import statistics
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,13 +52,25 @@ def build(kind: str, shape: dict, other=None):
     torch.manual_seed(1337)
     fields = dict(vocab_size=65, block_size=shape["block_size"], n_layer=shape["n_layer"], n_head=shape["n_head"],
                   n_embd=shape["n_embd"], dropout=0.0, bias=True)
-    if kind == "ours":
-        model = GPT(GPTConfig(**fields))
-        optimizer = configure_optimizer(model, 0.1, 1e-3, (0.9, 0.99), "cpu")
-    else:
-        model = other.GPT(other.GPTConfig(**fields))
-        optimizer = configure_optimizer(model, 0.1, 1e-3, (0.9, 0.99), "cpu")  # the same groups for both
+    model = GPT(GPTConfig(**fields)) if kind == "ours" else other.GPT(other.GPTConfig(**fields))
+    optimizer = configure_optimizer(model, 0.1, 1e-3, (0.9, 0.99), "cpu")  # the same groups for both
     return model.train(), optimizer
+
+
+@contextlib.contextmanager
+def fused_layers(enabled: bool):
+    """Swap lesson 04's from-scratch LayerNorm and GELU for PyTorch's fused kernels (same results), to measure
+    what they cost. A diagnosis for this benchmark only."""
+    import helpers.layers as layers
+
+    forward, gelu = layers.LayerNorm.forward, layers.gelu
+    if enabled:
+        layers.LayerNorm.forward = lambda self, x: F.layer_norm(x, (self.ndim,), self.weight, self.bias, self.eps)
+        layers.gelu = lambda x, approximate="none": F.gelu(x, approximate=approximate)
+    try:
+        yield
+    finally:
+        layers.LayerNorm.forward, layers.gelu = forward, gelu
 
 
 def step(model, optimizer, x, y) -> None:
@@ -81,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--steps", type=int, default=20, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per model")
+    parser.add_argument("--fused-layers", action="store_true",
+                        help="also time ours with F.layer_norm and F.gelu in place of lesson 04's LayerNorm and GELU")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -93,16 +110,19 @@ def main(argv: list[str] | None = None) -> int:
         gen = torch.Generator().manual_seed(0)
         batches = [(torch.randint(65, (shape["batch_size"], shape["block_size"]), generator=gen),
                     torch.randint(65, (shape["batch_size"], shape["block_size"]), generator=gen)) for _ in range(4)]
-        kinds = ["ours"] + (["other"] if other else [])
-        built = {kind: build(kind, shape, other) for kind in kinds}
+        kinds = ["ours"] + (["ours+fused"] if args.fused_layers else []) + (["other"] if other else [])
+        built = {kind: build("ours" if kind.startswith("ours") else kind, shape, other) for kind in kinds}
         times = {kind: [] for kind in kinds}
         for kind in kinds:  # warm-up
-            time_steps(*built[kind], batches, 3)
+            with fused_layers(kind == "ours+fused"):
+                time_steps(*built[kind], batches, 3)
         for _ in range(args.rounds):
             for kind in kinds:
-                times[kind].append(time_steps(*built[kind], batches, args.steps))
-        summary = ", ".join(f"{'ours' if k == 'ours' else Path(args.compare).name}: "
-                            f"{statistics.median(v):.1f} ms/step (min {min(v):.1f})" for k, v in times.items())
+                with fused_layers(kind == "ours+fused"):
+                    times[kind].append(time_steps(*built[kind], batches, args.steps))
+        label = {"ours": "ours", "ours+fused": "ours with F.layer_norm/F.gelu",
+                 "other": Path(args.compare).name if other else ""}
+        summary = ", ".join(f"{label[k]}: {statistics.median(v):.1f} ms/step (min {min(v):.1f})" for k, v in times.items())
         print(f"{name} {shape}: {summary}")
     return 0
 
