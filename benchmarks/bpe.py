@@ -7,10 +7,9 @@ lesson's simple trainer (recount every pair after each merge) on the whole text,
 
 import argparse
 import time
-from collections import Counter
 
 import helpers
-from helpers.tokenization import BPETokenizer, count_pairs, merge, most_frequent_pair, split_chunks
+from helpers.tokenization import BPETokenizer, train_simple
 
 
 def best_of(repeats: int, make, run) -> tuple[float, object]:
@@ -22,22 +21,6 @@ def best_of(repeats: int, make, run) -> tuple[float, object]:
         result = run(subject)
         best = min(best, time.perf_counter() - start)
     return best, result
-
-
-def train_simple(text: str, vocab_size: int) -> dict:
-    """The lesson's simple trainer: recount all pairs over the unique chunks after each merge."""
-    chunk_counts = Counter(split_chunks(text))
-    chunks = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
-    weights = list(chunk_counts.values())
-    merges = {}
-    for new_id in range(256, vocab_size):
-        counts = {}
-        for ids, weight in zip(chunks, weights):
-            count_pairs(ids, counts, weight)
-        pair = most_frequent_pair(counts)
-        merges[pair] = new_id
-        chunks = [merge(ids, pair, new_id) for ids in chunks]
-    return merges
 
 
 def main() -> None:

@@ -113,6 +113,22 @@ def split_chunks(text: str, pattern: str = GPT2_SPLIT_PATTERN) -> list[str]:
     return regex.findall(pattern, text)
 
 
+def train_simple(text: str, vocab_size: int) -> dict[tuple[int, int], int]:
+    """Learn vocab_size - 256 merges, recounting every pair after each merge."""
+    chunk_counts = Counter(split_chunks(text))
+    chunks = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
+    weights = list(chunk_counts.values())
+    merges = {}
+    for new_id in range(256, vocab_size):
+        counts = {}
+        for ids, weight in zip(chunks, weights):
+            count_pairs(ids, counts, weight)
+        pair = most_frequent_pair(counts)
+        merges[pair] = new_id
+        chunks = [merge(ids, pair, new_id) for ids in chunks]
+    return merges
+
+
 def train_merges(chunk_counts: dict[str, int], n_merges: int, first_id: int = 256) -> dict[tuple[int, int], int]:
     """Learn `n_merges` BPE merges from chunk -> count, updating pair counts only where a merge changed something.
 
