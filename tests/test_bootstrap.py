@@ -55,3 +55,13 @@ def test_badges_point_at_the_notebook(notebook):
     text = badges(notebook)
     assert f"colab.research.google.com/github/{bootstrap.REPO}/blob/main/{notebook}" in text
     assert f"kaggle.com/kernels/welcome?src=https://github.com/{bootstrap.REPO}/blob/main/{notebook}" in text
+
+
+def test_every_lesson_opens_with_its_own_badges():
+    from helpers.notebooks import ROOT, _read, lesson_notebooks
+
+    lessons = lesson_notebooks()
+    assert len(lessons) == 9
+    for path in lessons:
+        first = next(c for c in _read(path)["cells"] if c["cell_type"] == "markdown")
+        assert badges(path.relative_to(ROOT).as_posix()) in "".join(first["source"]), path.name

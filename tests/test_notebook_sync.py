@@ -27,9 +27,8 @@ def test_generated_modules_say_where_they_come_from():
 
 def test_drift_is_detected(tmp_path, monkeypatch):
     """Edit a copy of a lesson's export cell: the check must notice."""
-    lessons = [nb for nb in notebooks.export_targets()]
-    if not lessons:
-        return
+    lessons = list(notebooks.export_targets())
+    assert lessons, "no lesson exports a module"
     source = lessons[0]
     nb = json.loads(source.read_text(encoding="utf-8"))
     for cell in nb["cells"]:
