@@ -6,6 +6,7 @@
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from helpers.attention import GELU_FORMS, GPTConfig
@@ -17,7 +18,12 @@ class LayerNorm(nn.Module):
     The mean and the biased variance (dividing by ndim) are taken over each position's own
     `ndim` features. `weight` (γ) and `bias` (β) have nn.LayerNorm's names, so state dicts load
     either way; with bias=False there is no β.
+
+    `LayerNorm.use_fused = False` runs the arithmetic below instead of PyTorch's fused kernel
+    F.layer_norm, which computes the same numbers (checked in this lesson) in one pass.
     """
+
+    use_fused = True  # for every LayerNorm: speed by default, our own arithmetic when set to False
 
     def __init__(self, ndim: int, bias: bool = True, eps: float = 1e-5):
         super().__init__()
@@ -34,6 +40,8 @@ class LayerNorm(nn.Module):
             last = x.shape[-1] if x.dim() else "missing"
             raise ValueError(f"LayerNorm(ndim={self.ndim}) got an input of shape {tuple(x.shape)}, whose last dimension "
                              f"is {last}: the last dimension must be the {self.ndim} features of each position")
+        if self.use_fused and x.dtype in (self.weight.dtype, torch.float16, torch.bfloat16):  # the kernel's dtypes
+            return F.layer_norm(x, (self.ndim,), self.weight, self.bias, self.eps)
         half = x.dtype in (torch.float16, torch.bfloat16)  # too few digits to take a variance in
         h = x.float() if half else x
         mean = h.mean(dim=-1, keepdim=True)
@@ -63,7 +71,11 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
 
 class GELU(nn.Module):
-    """The GELU activation as a module. approximate: "none" (exact, erf) or "tanh", as in F.gelu."""
+    """The GELU activation as a module. approximate: "none" (exact, erf) or "tanh", as in F.gelu.
+
+    `GELU.use_fused = False` runs `gelu` above instead of PyTorch's kernel F.gelu (the same numbers)."""
+
+    use_fused = True  # for every GELU: speed by default, our own formula when set to False
 
     def __init__(self, approximate: str = "none"):
         super().__init__()
@@ -71,6 +83,8 @@ class GELU(nn.Module):
         self.approximate = approximate
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.use_fused:
+            return F.gelu(x, approximate=self.approximate)
         return gelu(x, self.approximate)
 
     def extra_repr(self) -> str:

@@ -187,3 +187,9 @@ def test_bad_inputs_raise_clear_value_errors():
         block(torch.randn(2, 8, 33))
     with pytest.raises(ValueError, match=r"17.*block_size=16|block_size=16.*17"):
         block(torch.randn(2, 17, 32))
+
+
+def test_layernorm_and_gelu_use_the_fused_kernels_by_default():
+    from helpers.layers import GELU, LayerNorm
+
+    assert LayerNorm.use_fused is True and GELU.use_fused is True

@@ -12,6 +12,14 @@ SHAPES = [(7,), (3, 5), (2, 4, 16), (2, 3, 2, 8)]
 DTYPES = [torch.float32, torch.float64]
 
 
+@pytest.fixture(autouse=True, params=[False, True], ids=["ours", "fused"])
+def use_fused(request, monkeypatch):
+    """Run every test twice: on our own arithmetic, and on the fused kernels the modules use by default."""
+    monkeypatch.setattr(LayerNorm, "use_fused", request.param)
+    monkeypatch.setattr(GELU, "use_fused", request.param)
+    return request.param
+
+
 def tolerances(dtype: torch.dtype) -> dict:
     return {"atol": 1e-5, "rtol": 1e-4} if dtype == torch.float32 else {"atol": 1e-10, "rtol": 1e-8}
 
@@ -235,3 +243,13 @@ def test_mlp_wrong_width():
         MLP(small_config())(torch.randn(2, 5, 16))
     with pytest.raises(ValueError, match="n_embd"):
         MLP(small_config())(torch.tensor(1.0))
+
+
+def test_the_modules_use_the_fused_kernels_by_default_and_our_arithmetic_when_asked(use_fused, monkeypatch):
+    calls = []
+    monkeypatch.setattr(F, "layer_norm", lambda *args, **kwargs: calls.append("layer_norm") or args[0])
+    monkeypatch.setattr(F, "gelu", lambda x, **kwargs: calls.append("gelu") or x)
+    x = torch.randn(2, 8)
+    LayerNorm(8)(x)
+    GELU()(x)
+    assert calls == (["layer_norm", "gelu"] if use_fused else [])
