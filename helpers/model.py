@@ -76,7 +76,9 @@ def check_tokens(idx: Tensor, config: GPTConfig, past: int = 0) -> None:
                              f"block_size={config.block_size}; start a new cache with a cropped prompt")
         raise ValueError(f"sequence length {T} is longer than block_size={config.block_size}; "
                          f"crop it to the last {config.block_size} tokens: idx[:, -{config.block_size}:]")
-    if idx.device.type != "meta" and not torch.compiler.is_compiling():
+    # Reading the ids' range makes the CPU wait for the device, which would stall a GPU at every step; so it
+    # is checked on the CPU only (the training engine checks its data's vocabulary once, when it loads it).
+    if idx.device.type == "cpu" and not torch.compiler.is_compiling():
         low, high = int(idx.min()), int(idx.max())
         if low < 0 or high >= config.vocab_size:
             raise ValueError(f"token ids must lie in [0, vocab_size={config.vocab_size}), got ids from {low} to "
