@@ -2,7 +2,7 @@
 
     python benchmarks/train_step.py                                   # ours, at two shapes
     python benchmarks/train_step.py --compare /tmp/nanoGPT/model.py   # ours and nanoGPT's model.py side by side
-    python benchmarks/train_step.py --fused-layers                    # also ours with F.layer_norm and F.gelu
+    python benchmarks/train_step.py --unfused                         # also ours with lesson 04's own arithmetic
 
 The other file must define GPT and GPTConfig as nanoGPT's model.py does. Both models get the same shape,
 the same batches and the same optimizer settings; their steps are timed in alternating rounds so that
@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -58,19 +57,16 @@ def build(kind: str, shape: dict, other=None):
 
 
 @contextlib.contextmanager
-def fused_layers(enabled: bool):
-    """Swap lesson 04's from-scratch LayerNorm and GELU for PyTorch's fused kernels (same results), to measure
-    what they cost. A diagnosis for this benchmark only."""
-    import helpers.layers as layers
+def own_arithmetic(enabled: bool):
+    """Run lesson 04's own LayerNorm and GELU arithmetic instead of PyTorch's fused kernels (use_fused)."""
+    from helpers.layers import GELU, LayerNorm
 
-    forward, gelu = layers.LayerNorm.forward, layers.gelu
-    if enabled:
-        layers.LayerNorm.forward = lambda self, x: F.layer_norm(x, (self.ndim,), self.weight, self.bias, self.eps)
-        layers.gelu = lambda x, approximate="none": F.gelu(x, approximate=approximate)
+    saved = LayerNorm.use_fused, GELU.use_fused
+    LayerNorm.use_fused = GELU.use_fused = not enabled
     try:
         yield
     finally:
-        layers.LayerNorm.forward, layers.gelu = forward, gelu
+        LayerNorm.use_fused, GELU.use_fused = saved
 
 
 def step(model, optimizer, x, y) -> None:
@@ -96,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--steps", type=int, default=20, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per model")
-    parser.add_argument("--fused-layers", action="store_true",
-                        help="also time ours with F.layer_norm and F.gelu in place of lesson 04's LayerNorm and GELU")
+    parser.add_argument("--unfused", action="store_true",
+                        help="also time ours with lesson 04's own LayerNorm and GELU arithmetic (use_fused off)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -110,17 +106,17 @@ def main(argv: list[str] | None = None) -> int:
         gen = torch.Generator().manual_seed(0)
         batches = [(torch.randint(65, (shape["batch_size"], shape["block_size"]), generator=gen),
                     torch.randint(65, (shape["batch_size"], shape["block_size"]), generator=gen)) for _ in range(4)]
-        kinds = ["ours"] + (["ours+fused"] if args.fused_layers else []) + (["other"] if other else [])
+        kinds = ["ours"] + (["ours-unfused"] if args.unfused else []) + (["other"] if other else [])
         built = {kind: build("ours" if kind.startswith("ours") else kind, shape, other) for kind in kinds}
         times = {kind: [] for kind in kinds}
         for kind in kinds:  # warm-up
-            with fused_layers(kind == "ours+fused"):
+            with own_arithmetic(kind == "ours-unfused"):
                 time_steps(*built[kind], batches, 3)
         for _ in range(args.rounds):
             for kind in kinds:
-                with fused_layers(kind == "ours+fused"):
+                with own_arithmetic(kind == "ours-unfused"):
                     times[kind].append(time_steps(*built[kind], batches, args.steps))
-        label = {"ours": "ours", "ours+fused": "ours with F.layer_norm/F.gelu",
+        label = {"ours": "ours", "ours-unfused": "ours, unfused LayerNorm/GELU",
                  "other": Path(args.compare).name if other else ""}
         summary = ", ".join(f"{label[k]}: {statistics.median(v):.1f} ms/step (min {min(v):.1f})" for k, v in times.items())
         print(f"{name} {shape}: {summary}")
