@@ -65,3 +65,54 @@ def test_every_lesson_opens_with_its_own_badges():
     for path in lessons:
         first = next(c for c in _read(path)["cells"] if c["cell_type"] == "markdown")
         assert badges(path.relative_to(ROOT).as_posix()) in "".join(first["source"]), path.name
+
+
+# The notebook cell itself, executed as Colab or Kaggle would run it (pip captured, never run).
+
+
+def _exec_cell_without_helpers(monkeypatch, tmp_path, input_root):
+    """Run the bootstrap cell as on a fresh hosted machine: helpers not installed, pip captured, and the
+    cell's default Kaggle input folder (/kaggle/input) redirected to `input_root`. Returns the pip commands."""
+    import glob
+    import importlib.util
+
+    real_find_spec, real_glob = importlib.util.find_spec, glob.glob
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "helpers" else real_find_spec(name, *a))
+    monkeypatch.setattr(glob, "glob", lambda pattern, **kw: real_glob(
+        pattern.replace("/kaggle/input", str(input_root), 1), **kw))
+    monkeypatch.setattr(bootstrap, "KAGGLE_INPUT", str(input_root))
+    monkeypatch.setenv("GPTFS_OFFLINE_DIR", "")
+    monkeypatch.chdir(tmp_path)
+    commands = []
+    monkeypatch.setattr(subprocess, "run", lambda args, **kw: commands.append(list(args)))
+    namespace = {}
+    exec(notebook_cell(), namespace)
+    assert namespace["device"].device in ("cpu", "cuda", "mps")
+    return commands
+
+
+def test_on_kaggle_the_cell_installs_from_the_attached_bundle(monkeypatch, tmp_path):
+    import sys
+
+    bundle_folder = tmp_path / "input" / "gptfs-offline" / "gpt-from-scratch-bundle"  # as Kaggle unzips a dataset
+    (bundle_folder / "wheels").mkdir(parents=True)
+    (bundle_folder / "wheels" / "gpt_from_scratch-0.1.0-py3-none-any.whl").write_bytes(b"")
+    (bundle_folder / "data").mkdir()
+    (bundle_folder / "data" / "tinyshakespeare.txt").write_text("x")
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    commands = _exec_cell_without_helpers(monkeypatch, tmp_path, tmp_path / "input")
+    assert commands == [[sys.executable, "-m", "pip", "install", "-q",
+                         "--no-index", "--find-links", str(bundle_folder / "wheels"), "gpt-from-scratch"]]
+    assert os.environ["GPTFS_OFFLINE_DIR"] == str(bundle_folder)  # the data then comes from the bundle too
+
+
+def test_on_colab_the_cell_installs_from_the_single_install_source(monkeypatch, tmp_path):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
+    (tmp_path / "input").mkdir()  # no Kaggle input here: nothing attached
+    commands = _exec_cell_without_helpers(monkeypatch, tmp_path, tmp_path / "input")
+    assert commands == [[sys.executable, "-m", "pip", "install", "-q", INSTALL_SOURCE]]
+    assert os.environ["GPTFS_OFFLINE_DIR"] == ""  # no bundle: the files will be downloaded
