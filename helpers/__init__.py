@@ -9,71 +9,79 @@ The command-line tools (`python -m helpers.train`, `generate`, `export`) are
 run, never imported: `helpers.train` and `helpers.generate` are the functions.
 """
 
-# Infrastructure
-from helpers.bootstrap import setup_notebook
-from helpers.device import Capabilities, DeviceChoice, choose_device
-from helpers.downloads import ASSETS, DownloadError, data_dir, fetch, gpt2_tiktoken
-from helpers.seeding import set_seed
+try:
+    # Infrastructure
+    from helpers.bootstrap import setup_notebook
+    from helpers.device import Capabilities, DeviceChoice, choose_device
+    from helpers.downloads import ASSETS, DownloadError, data_dir, fetch, gpt2_tiktoken
+    from helpers.seeding import set_seed
 
-# Lesson 01: tokenization
-from helpers.tokenization import BPETokenizer, CharTokenizer, GPT2_SPLIT_PATTERN
+    # Lesson 01: tokenization
+    from helpers.tokenization import BPETokenizer, CharTokenizer, GPT2_SPLIT_PATTERN
 
-# Lesson 02: embeddings and data
-from helpers.data import (
-    BigramLanguageModel,
-    PreparedData,
-    TokenDataset,
-    get_batch,
-    prepare_shakespeare,
-    read_tokens,
-    sinusoidal_positions,
-    train_val_split,
-    write_tokens,
-)
+    # Lesson 02: embeddings and data
+    from helpers.data import (
+        BigramLanguageModel,
+        PreparedData,
+        TokenDataset,
+        get_batch,
+        prepare_shakespeare,
+        read_tokens,
+        sinusoidal_positions,
+        train_val_split,
+        write_tokens,
+    )
 
-# Lesson 03: attention
-from helpers.attention import CausalSelfAttention, GPTConfig, Head, MultiHeadAttention
+    # Lesson 03: attention
+    from helpers.attention import CausalSelfAttention, GPTConfig, Head, MultiHeadAttention
 
-# Lesson 04: LayerNorm and GELU
-from helpers.layers import GELU, MLP, LayerNorm
+    # Lesson 04: LayerNorm and GELU
+    from helpers.layers import GELU, MLP, LayerNorm
 
-# Lesson 05: the transformer block
-from helpers.block import Block
+    # Lesson 05: the transformer block
+    from helpers.block import Block
 
-# Lesson 06: the full GPT (importing it also adds GPTConfig.from_preset)
-from helpers.model import GPT, PRESETS, WeightLoadError, load_hf_gpt2_state_dict
+    # Lesson 06: the full GPT (importing it also adds GPTConfig.from_preset)
+    from helpers.model import GPT, PRESETS, WeightLoadError, load_hf_gpt2_state_dict
 
-# Lesson 07: parameter counting
-from helpers.counting import (
-    GPU_PEAK_FLOPS,
-    count_params,
-    flops_per_token,
-    mfu,
-    param_breakdown,
-    peak_flops,
-    training_memory,
-    training_time,
-    weight_bytes,
-)
+    # Lesson 07: parameter counting
+    from helpers.counting import (
+        GPU_PEAK_FLOPS,
+        count_params,
+        flops_per_token,
+        mfu,
+        param_breakdown,
+        peak_flops,
+        training_memory,
+        training_time,
+        weight_bytes,
+    )
 
-# Lesson 08: training
-from helpers.training import (
-    PROFILES,
-    CheckpointError,
-    History,
-    NonFiniteLossError,
-    TrainConfig,
-    configure_optimizer,
-    estimate_loss,
-    get_lr,
-    load_checkpoint,
-    load_trained,
-    save_checkpoint,
-    train,
-)
+    # Lesson 08: training
+    from helpers.training import (
+        PROFILES,
+        CheckpointError,
+        History,
+        NonFiniteLossError,
+        TrainConfig,
+        configure_optimizer,
+        estimate_loss,
+        get_lr,
+        load_checkpoint,
+        load_trained,
+        save_checkpoint,
+        train,
+    )
 
-# Lesson 09: generation
-from helpers.generation import KVCache, generate, stream
+    # Lesson 09: generation
+    from helpers.generation import KVCache, generate, stream
+except ModuleNotFoundError as error:  # a dependency is missing: say how to fix it
+    if (error.name or "").startswith("helpers"):
+        raise
+    raise ModuleNotFoundError(
+        f"the course needs the package {error.name!r}, which is not installed here. Install everything with "
+        "`pip install -r requirements.txt`, or run `python helpers/doctor.py` to see what else is missing."
+    ) from error
 
 __all__ = [
     # infrastructure

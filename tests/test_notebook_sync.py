@@ -51,3 +51,14 @@ def test_drift_is_detected(tmp_path, monkeypatch):
 def test_every_public_name_is_importable_from_the_top_level():
     for name in helpers.__all__:
         assert getattr(helpers, name) is not None
+
+
+def test_a_missing_dependency_says_how_to_install_it():
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['regex'] = None; import helpers"  # as if regex were not installed
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "the course needs the package 'regex'" in result.stderr
+    assert "pip install -r requirements.txt" in result.stderr
