@@ -2,11 +2,14 @@
 
     python -m helpers.bundle bundle.zip
     python -m helpers.bundle bundle.zip --checkpoint notebooks/runs/lesson08-cpu/ckpt.pt
+    python -m helpers.bundle bundle.zip --with-deps   # also the dependencies' wheels (all but torch)
 
 A tool, not taught in a lesson; run it from a checkout, on a machine that has the files (or the network).
 The zip holds one folder, gpt-from-scratch-bundle/, with:
 
-    wheels/gpt_from_scratch-<version>-py3-none-any.whl   the course package (its dependencies are not included)
+    wheels/gpt_from_scratch-<version>-py3-none-any.whl   the course package
+    wheels/*.whl                                          with --with-deps: its dependencies but torch, for this
+                                                          machine's OS and Python (build on a machine like the room's)
     notebooks/NN_*.ipynb, notebooks/solutions/NN_*.ipynb the lessons and their solutions
     data/tinyshakespeare.txt, data/gpt2-*                 the course's files, under the names fetch() gives them
     tiktoken_cache/<sha1 of URL>                          GPT-2's BPE files, laid out as tiktoken's cache
@@ -44,8 +47,10 @@ README = """\
 # GPT from Scratch: offline bundle
 
 Everything the course downloads, and the course itself, for a machine with no network.
-It assumes Python (3.10 or newer) and the course's dependencies (torch, tiktoken, regex, numpy,
-matplotlib, tqdm, safetensors; jupyterlab to open the notebooks) are already installed.
+It assumes Python (3.10 or newer) and torch are installed. The course's other dependencies (tiktoken,
+regex, numpy, matplotlib, tqdm, safetensors) must be installed too, unless the bundle was made with
+`--with-deps`, which puts their wheels in `wheels/` for the OS and Python version it was made on. Jupyter
+(to open the notebooks) is not included.
 
 ## On your own machine
 
@@ -111,12 +116,40 @@ def build_wheel(out_dir: Path, source: Path = ROOT) -> Path:
     return wheels[-1]
 
 
-def bundle_files(checkpoint: Path | None = None, wheel_dir: Path | None = None) -> dict[str, Path]:
+def runtime_dependencies() -> list[str]:
+    """The course's run-time requirements (from its installed metadata), without torch, which the room has."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        requirements = requires("gpt-from-scratch") or []
+    except PackageNotFoundError as error:
+        raise BundleError("the course is not installed here: run `pip install -e .` in the checkout first") from error
+    runtime = [r for r in requirements if "extra ==" not in r]  # leave out the test extras
+    return [r for r in runtime if not r.replace(" ", "").lower().startswith("torch")]
+
+
+def download_dependencies(out_dir: Path, run=subprocess.run) -> list[Path]:
+    """Download wheels of the course's dependencies (and theirs) but torch into out_dir, for this machine's OS
+    and Python, so that `pip install --no-index --find-links wheels gpt-from-scratch` needs only torch."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    before = set(out_dir.glob("*.whl"))
+    result = run([sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--dest", str(out_dir),
+                  *runtime_dependencies()], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BundleError(f"pip download of the dependencies failed (this step needs the network):\n"
+                          f"{result.stderr[-2000:]}")
+    return sorted(set(out_dir.glob("*.whl")) - before)
+
+
+def bundle_files(checkpoint: Path | None = None, wheel_dir: Path | None = None,
+                 with_deps: bool = False) -> dict[str, Path]:
     """What goes into the bundle: its path inside the bundle folder -> the file on this machine."""
     files: dict[str, Path] = {}
     if wheel_dir is not None:
         wheel = build_wheel(wheel_dir)
         files[f"wheels/{wheel.name}"] = wheel
+        for dependency in download_dependencies(wheel_dir) if with_deps else []:
+            files[f"wheels/{dependency.name}"] = dependency
     for notebook in all_notebooks():
         files[notebook.relative_to(ROOT).as_posix()] = notebook
     for name in COURSE_ASSETS:
@@ -148,7 +181,7 @@ def _contents(files: dict[str, Path]) -> str:
     return "\n".join(lines)
 
 
-def make_bundle(out: str | Path, checkpoint: str | Path | None = None) -> Path:
+def make_bundle(out: str | Path, checkpoint: str | Path | None = None, with_deps: bool = False) -> Path:
     """Write the offline bundle to `out` (a .zip), atomically; return its path."""
     out = Path(out)
     if out.suffix != ".zip":
@@ -158,7 +191,7 @@ def make_bundle(out: str | Path, checkpoint: str | Path | None = None) -> Path:
         raise ValueError(f"no checkpoint at {checkpoint}; train one first (python -m helpers.train --out DIR)")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gptfs-bundle-") as tmp:
-        files = bundle_files(checkpoint, wheel_dir=Path(tmp) / "wheels")
+        files = bundle_files(checkpoint, wheel_dir=Path(tmp) / "wheels", with_deps=with_deps)
         readme = README.format(zip_name=out.name, folder=FOLDER, contents=_contents(files))
         sums = "".join(f"{_sha256(path)}  {inside}\n" for inside, path in files.items())
         fd, tmp_zip = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
@@ -178,13 +211,16 @@ def make_bundle(out: str | Path, checkpoint: str | Path | None = None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.bundle", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.split("\n")[5:17]))
+                                     epilog="\n".join(__doc__.split("\n")[6:20]))
     parser.add_argument("out", metavar="OUT.zip", help="the zip file to write")
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="a trained checkpoint (ckpt.pt or its run folder) to include as " + CHECKPOINT_PATH)
+    parser.add_argument("--with-deps", action="store_true",
+                        help="also put wheels of the dependencies (all but torch) in wheels/, for this OS and Python; "
+                             "needs the network while building")
     args = parser.parse_args(argv)
     try:
-        path = make_bundle(args.out, args.checkpoint)
+        path = make_bundle(args.out, args.checkpoint, args.with_deps)
     except (ValueError, BundleError, CheckpointError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -139,3 +139,31 @@ def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(bundle.BundleError, match="not a checkout"):
         bundle.build_wheel(tmp_path / "wheels", source=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_with_deps_downloads_every_dependency_but_torch_into_the_wheels(tmp_path):
+    """The pip download itself needs the network, so a stand-in writes the wheels pip would."""
+    commands = []
+
+    def fake_pip(args, **kwargs):
+        commands.append(args)
+        dest = Path(args[args.index("--dest") + 1])
+        for name in ("tiktoken-0.9.0-cp311-cp311-manylinux_2_17_x86_64.whl", "regex-2024.1.1-py3-none-any.whl"):
+            (dest / name).write_bytes(b"")
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    wheels = bundle.download_dependencies(tmp_path / "wheels", run=fake_pip)
+    assert [w.name for w in wheels] == ["regex-2024.1.1-py3-none-any.whl",
+                                        "tiktoken-0.9.0-cp311-cp311-manylinux_2_17_x86_64.whl"]
+    (command,) = commands
+    assert command[1:5] == ["-m", "pip", "download", "--only-binary=:all:"]
+    requirements = command[command.index("--dest") + 2:]
+    assert {r.split(">")[0] for r in requirements} >= {"tiktoken", "regex", "numpy", "matplotlib", "tqdm", "safetensors"}
+    assert not any(r.startswith("torch") for r in requirements)  # the room already has torch
+    assert not any(r.startswith(("pytest", "transformers")) for r in requirements)  # no test extras
+
+    def failing_pip(args, **kwargs):
+        return subprocess.CompletedProcess(args, 1, "", "Could not find a version that satisfies tiktoken")
+
+    with pytest.raises(bundle.BundleError, match="needs the network"):
+        bundle.download_dependencies(tmp_path / "other", run=failing_pip)
