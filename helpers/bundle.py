@@ -24,7 +24,6 @@ Every data file is a verified copy (helpers.fetch); the zip is written atomicall
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import subprocess
@@ -33,7 +32,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from helpers.downloads import ASSETS, fetch
+from helpers.downloads import ASSETS, fetch, sha256_of
 from helpers.notebooks import ROOT, all_notebooks
 from helpers.training import CheckpointError, load_checkpoint
 
@@ -164,14 +163,6 @@ def bundle_files(checkpoint: Path | None = None, wheel_dir: Path | None = None,
     return files
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _contents(files: dict[str, Path]) -> str:
     lines = []
     for inside, path in files.items():
@@ -193,7 +184,7 @@ def make_bundle(out: str | Path, checkpoint: str | Path | None = None, with_deps
     with tempfile.TemporaryDirectory(prefix="gptfs-bundle-") as tmp:
         files = bundle_files(checkpoint, wheel_dir=Path(tmp) / "wheels", with_deps=with_deps)
         readme = README.format(zip_name=out.name, folder=FOLDER, contents=_contents(files))
-        sums = "".join(f"{_sha256(path)}  {inside}\n" for inside, path in files.items())
+        sums = "".join(f"{sha256_of(path)}  {inside}\n" for inside, path in files.items())
         fd, tmp_zip = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
         os.close(fd)
         try:

@@ -17,7 +17,6 @@ one on faked inputs and never touch the network.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import importlib.metadata
 import json
@@ -204,14 +203,6 @@ def check_device(choose: Callable[[], object] | None = None, step: Callable[[obj
 # ----------------------------------------------------------------------------- data
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def probe_url(url: str, timeout: float = 3.0) -> bool:
     """Whether `url` answers a HEAD request within `timeout` seconds (the real network probe)."""
     try:
@@ -225,11 +216,13 @@ def check_asset(asset, data_folder: Path, offline_dir: str | None, probe: Callab
     """A course file must be verified in the data folder, or verifiable from GPTFS_OFFLINE_DIR, or downloadable.
 
     `probe` is the network probe (None: do not use the network)."""
+    from helpers.downloads import sha256_of
+
     name = f"data {asset.name}"
     target = data_folder / asset.filename
     damaged = ""
     if target.is_file():
-        if _sha256(target) == asset.sha256:
+        if sha256_of(target) == asset.sha256:
             return Check(name, OK, f"verified in {data_folder}")
         damaged = f"the copy in {data_folder} fails its checksum (it will be replaced); "
     if offline_dir:
@@ -237,7 +230,7 @@ def check_asset(asset, data_folder: Path, offline_dir: str | None, probe: Callab
         candidates = [folder / asset.filename, folder / "data" / asset.filename,
                       folder / "tiktoken_cache" / asset.tiktoken_cache_name, folder / asset.tiktoken_cache_name]
         local = next((path for path in candidates if path.is_file()), None)
-        if local is not None and _sha256(local) == asset.sha256:
+        if local is not None and sha256_of(local) == asset.sha256:
             return Check(name, OK, f"{damaged}a verified offline copy is at {local}")
         if local is not None:
             return Check(name, FAIL, f"{damaged}the offline copy {local} fails its checksum (sha256 {asset.sha256})",
