@@ -19,7 +19,7 @@ import typing
 
 from helpers.attention import GPTConfig
 from helpers.model import PRESETS
-from helpers.training import PROFILES, TrainConfig, profile, train
+from helpers.training import PROFILES, NonFiniteLossError, TrainConfig, profile, train
 
 HELP = {
     "out_dir": "the run's folder (ckpt.pt, metrics.jsonl)",
@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:  # bad input: one clear line, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except NonFiniteLossError as error:  # the message names the step and the checkpoint kept
+        print(f"error: {error}", file=sys.stderr)
+        return 3
     finally:
         import torch.distributed as dist
 

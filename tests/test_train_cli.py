@@ -90,3 +90,14 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
     assert torch.allclose(torch.tensor(one), torch.tensor(two), atol=1e-5), (one, two)
     a, b = load_checkpoint(tmp_path / "single")["model"], load_checkpoint(tmp_path / "ddp")["model"]
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)  # the same weights after 4 steps
+
+
+def test_a_nan_loss_ends_the_command_with_one_clear_line(tmp_path, monkeypatch, capsys):
+    from helpers.model import GPT
+
+    real_loss = GPT.loss
+    monkeypatch.setattr(GPT, "loss", staticmethod(lambda logits, targets: real_loss(logits, targets) * float("nan")))
+    code = run_main(monkeypatch, *TINY, "--max_iters", "3", "--out", str(tmp_path / "run"))
+    assert code == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: the loss became nan at step 0") and "Traceback" not in err
