@@ -33,6 +33,7 @@ import zipfile
 from pathlib import Path
 
 from helpers.downloads import ASSETS, fetch, sha256_of
+from helpers.files import atomic_write
 from helpers.notebooks import ROOT, all_notebooks
 from helpers.training import CheckpointError, load_checkpoint
 
@@ -185,17 +186,11 @@ def make_bundle(out: str | Path, checkpoint: str | Path | None = None, with_deps
         files = bundle_files(checkpoint, wheel_dir=Path(tmp) / "wheels", with_deps=with_deps)
         readme = README.format(zip_name=out.name, folder=FOLDER, contents=_contents(files))
         sums = "".join(f"{sha256_of(path)}  {inside}\n" for inside, path in files.items())
-        fd, tmp_zip = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-        os.close(fd)
-        try:
-            with zipfile.ZipFile(tmp_zip, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                archive.writestr(f"{FOLDER}/README.md", readme)
-                archive.writestr(f"{FOLDER}/SHA256SUMS", sums)
-                for inside, path in files.items():
-                    archive.write(path, f"{FOLDER}/{inside}")
-            os.replace(tmp_zip, out)
-        finally:
-            Path(tmp_zip).unlink(missing_ok=True)
+        with atomic_write(out) as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(f"{FOLDER}/README.md", readme)
+            archive.writestr(f"{FOLDER}/SHA256SUMS", sums)
+            for inside, path in files.items():
+                archive.write(path, f"{FOLDER}/{inside}")
     return out
 
 

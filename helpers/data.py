@@ -4,8 +4,6 @@
 """The data side of the course: embeddings, the language-modelling dataset, batches, token files, the bigram baseline."""
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from helpers.downloads import data_dir, fetch
+from helpers.files import atomic_write
 from helpers.tokenization import BPETokenizer, CharTokenizer
 
 
@@ -138,16 +137,9 @@ def write_tokens(ids, path) -> Path:
             f"token id {bad} does not fit in uint16 (0..{limit}); token files hold vocabularies of at most "
             f"{limit + 1} tokens: use a smaller vocabulary or store the ids as uint32"
         )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            ids.astype(TOKEN_DTYPE).tofile(f)
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
-    return path
+    with atomic_write(path) as f:  # a temporary file, renamed over `path` only once it is complete
+        ids.astype(TOKEN_DTYPE).tofile(f)
+    return Path(path)
 
 
 def read_tokens(path) -> np.memmap:
@@ -203,10 +195,8 @@ def prepare_shakespeare(kind: str = "char") -> PreparedData:
         write_tokens(train, train_path)
         write_tokens(val, val_path)
         meta = {"kind": kind, "vocab_size": vocab_size, "chars": chars, "train_tokens": len(train), "val_tokens": len(val)}
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".meta.json.", suffix=".part")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with atomic_write(meta_path, "w", encoding="utf-8") as f:  # written last: it vouches for the token files
             json.dump(meta, f, indent=1)
-        os.replace(tmp_name, meta_path)  # written last: its presence means the token files are complete
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     return PreparedData(train_path, val_path, meta["vocab_size"], kind, meta["chars"])
 

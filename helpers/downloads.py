@@ -20,11 +20,12 @@ import hashlib
 import http.client
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from helpers.files import atomic_write
 
 DATA_ENV = "GPTFS_DATA_DIR"  # where downloads are cached (default: the repo's data/ folder)
 OFFLINE_ENV = "GPTFS_OFFLINE_DIR"  # a folder holding local copies of the files, used before the network
@@ -137,22 +138,16 @@ def sha256_of(path: Path) -> str:
 
 def _write_atomically(target: Path, source, expected_sha256: str, origin: str) -> None:
     """Copy the byte stream `source` to `target` through a temporary file, verifying its sha256."""
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
+    with atomic_write(target) as out:
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            for block in iter(lambda: source.read(1 << 20), b""):
-                digest.update(block)
-                out.write(block)
+        for block in iter(lambda: source.read(1 << 20), b""):
+            digest.update(block)
+            out.write(block)
         if digest.hexdigest() != expected_sha256:
             raise DownloadError(
                 f"{target.name} from {origin} has sha256 {digest.hexdigest()}, expected {expected_sha256}. "
                 "The file was not kept. Delete any stale copy there and try again."
             )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _local_copy(asset: Asset) -> Path | None:

@@ -9,7 +9,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import time
 import typing
 import warnings
@@ -26,6 +25,7 @@ from helpers.attention import GPTConfig
 from helpers.counting import mfu
 from helpers.data import check_block_size, get_batch, prepare_shakespeare, read_tokens
 from helpers.device import DeviceChoice, choose_device
+from helpers.files import atomic_write
 from helpers.model import GPT
 from helpers.seeding import set_seed
 from helpers.tokenization import CharTokenizer
@@ -311,18 +311,9 @@ def set_rng_states(state: dict, data_generator: torch.Generator) -> None:
 def save_checkpoint(path: str | Path, state: dict) -> Path:
     """Write a checkpoint atomically: to a temporary file in the same folder, then renamed into place,
     so a crash mid-write leaves the previous checkpoint intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
-    return path
+    with atomic_write(path) as f:
+        torch.save(state, f)
+    return Path(path)
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> dict:
