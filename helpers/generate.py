@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from helpers.device import choose_device
+from helpers.downloads import DownloadError
 from helpers.generation import decoding_layout, stream_text
 
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         for piece in pieces:
             print(piece, end="", flush=True)
         print()
-    except (ValueError, FileNotFoundError) as error:  # bad input: one clear line, no traceback
+    except (ValueError, OSError, DownloadError) as error:  # bad input, or weights not to be had: one clear line
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

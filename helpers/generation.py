@@ -124,8 +124,10 @@ def check_generation(idx: Tensor, max_new_tokens: int) -> None:
 
 
 def decode_steps(model: nn.Module, idx: Tensor, max_new_tokens: int, temperature: float, top_k: int | None,
-                 top_p: float | None, use_cache: bool, generator: torch.Generator | None) -> Iterator[Tensor]:
-    """Yield max_new_tokens next-token ids, (B,) each. The model sees at most the last block_size tokens.
+                 top_p: float | None, use_cache: bool, generator: torch.Generator | None,
+                 vocab_size: int) -> Iterator[Tensor]:
+    """Yield max_new_tokens next-token ids, (B,) each, all below vocab_size. The model sees at most the last
+    block_size tokens.
 
     With the cache, each step feeds only the newest token. Once the cache holds block_size positions, the
     window must slide: the positions are learned and absolute, so every cached key and value would change,
@@ -140,7 +142,7 @@ def decode_steps(model: nn.Module, idx: Tensor, max_new_tokens: int, temperature
     cache = KVCache.for_model(model, B, min(block_size, window + max_new_tokens)) if use_cache else None
     logits, _ = model(tokens[:, T - window:T], kv_cache=cache)  # the prefill: the whole (cropped) prompt
     for step in range(max_new_tokens):
-        next_id = sample_next(logits[:, -1], temperature, top_k, top_p, generator)
+        next_id = sample_next(logits[:, -1, :vocab_size], temperature, top_k, top_p, generator)
         yield next_id
         end = T + step + 1
         tokens[:, end - 1] = next_id
@@ -156,28 +158,32 @@ def decode_steps(model: nn.Module, idx: Tensor, max_new_tokens: int, temperature
 
 def stream(model: nn.Module, idx: Tensor, max_new_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,
            top_p: float | None = None, use_cache: bool = True, eos_id: int | None = None,
-           generator: torch.Generator | None = None) -> Iterator[Tensor]:
+           generator: torch.Generator | None = None, vocab_size: int | None = None) -> Iterator[Tensor]:
     """Continue the prompts idx (B, T), yielding each step's new tokens as a (B,) LongTensor as soon as it is
     chosen (for one prompt, `int(step)` is the token id).
 
     temperature=0 decodes greedily (argmax); otherwise a token is drawn from the logits / temperature, cut to
     the top_k best and the top_p nucleus. A prompt longer than block_size is cropped to its last block_size
     tokens. With eos_id, a row that has produced eos_id yields eos_id from then on, and the stream stops after
-    the step in which every row has produced it. The model runs in eval mode without gradients; its mode is
-    restored when the stream ends (or is closed). Raises ValueError for bad settings, at the call."""
+    the step in which every row has produced it. With vocab_size (the tokenizer's), only ids below it are drawn:
+    a vocabulary padded for speed (GPT-2's 50,257 to 50,304) has ids that no tokenizer can decode. The model
+    runs in eval mode without gradients; its mode is restored when the stream ends (or is closed). Raises
+    ValueError for bad settings, at the call."""
     check_generation(idx, max_new_tokens)
-    check_sampling(temperature, top_k, top_p, model.config.vocab_size)
-    return _stream(model, idx, max_new_tokens, temperature, top_k, top_p, use_cache, eos_id, generator)
+    vocab_size = min(vocab_size or model.config.vocab_size, model.config.vocab_size)
+    check_sampling(temperature, top_k, top_p, vocab_size)
+    return _stream(model, idx, max_new_tokens, temperature, top_k, top_p, use_cache, eos_id, generator, vocab_size)
 
 
 @torch.inference_mode()  # on a generator, torch enters the mode around each step only, not while it waits
-def _stream(model, idx, max_new_tokens, temperature, top_k, top_p, use_cache, eos_id, generator):
+def _stream(model, idx, max_new_tokens, temperature, top_k, top_p, use_cache, eos_id, generator, vocab_size):
     was_training = model.training
     model.eval()
     try:
         idx = idx.to(model.lm_head.weight.device, torch.long)
         finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
-        for next_id in decode_steps(model, idx, max_new_tokens, temperature, top_k, top_p, use_cache, generator):
+        for next_id in decode_steps(model, idx, max_new_tokens, temperature, top_k, top_p, use_cache, generator,
+                                    vocab_size):
             if eos_id is not None:
                 next_id = next_id.masked_fill(finished, eos_id)
                 finished |= next_id == eos_id
@@ -190,15 +196,16 @@ def _stream(model, idx, max_new_tokens, temperature, top_k, top_p, use_cache, eo
 
 def generate(model: nn.Module, idx: Tensor, max_new_tokens: int, *, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, use_cache: bool = True, eos_id: int | None = None,
-             generator: torch.Generator | None = None) -> Tensor:
+             generator: torch.Generator | None = None, vocab_size: int | None = None) -> Tensor:
     """The prompts idx (B, T) followed by their continuations: a LongTensor (B, T + n) on the model's device.
 
     n is max_new_tokens, or fewer with eos_id: generation stops once every row has produced eos_id, and
     rows that finished earlier are padded with eos_id (so with one prompt, the output ends at its first
     eos_id). The arguments are those of `stream`: temperature=0 is greedy; top_k, top_p cut the
-    distribution; use_cache=False runs the whole window at every step (slower, same tokens)."""
+    distribution; use_cache=False runs the whole window at every step (slower, same tokens); vocab_size
+    keeps the draws below the tokenizer's size."""
     steps = list(stream(model, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                        use_cache=use_cache, eos_id=eos_id, generator=generator))
+                        use_cache=use_cache, eos_id=eos_id, generator=generator, vocab_size=vocab_size))
     idx = idx.to(model.lm_head.weight.device, torch.long)
     return torch.cat([idx, torch.stack(steps, dim=1)], dim=1) if steps else idx.clone()
 
@@ -231,6 +238,11 @@ def eos_id_of(tokenizer) -> int | None:
     return getattr(tokenizer, "special_tokens", {}).get("<|endoftext|>")
 
 
+def vocab_size_of(tokenizer) -> int:
+    """How many token ids a tokenizer can decode: tiktoken's n_vocab, or our tokenizers' vocab_size."""
+    return getattr(tokenizer, "n_vocab", None) or tokenizer.vocab_size
+
+
 class TextDecoder:
     """Turns token ids into text one at a time, releasing only complete UTF-8 characters.
 
@@ -254,9 +266,10 @@ def stream_text(model: nn.Module, tokenizer, prompt: str, max_new_tokens: int, *
     """Continue a prompt string, yielding the new text piece by piece as the tokens are made.
 
     settings are stream's (temperature, top_k, top_p, use_cache, generator, eos_id); eos_id defaults to the
-    tokenizer's <|endoftext|>, where generation stops (the token itself is not printed). Bad settings raise
-    ValueError at the call, before any text."""
+    tokenizer's <|endoftext|>, where generation stops (the token itself is not printed). Only ids the tokenizer
+    has are drawn. Bad settings raise ValueError at the call, before any text."""
     eos_id = settings.pop("eos_id", eos_id_of(tokenizer))
+    settings.setdefault("vocab_size", vocab_size_of(tokenizer))
     idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long)
     steps = stream(model, idx, max_new_tokens, eos_id=eos_id, **settings)  # checks the settings now
     return _text_pieces(steps, TextDecoder(tokenizer), eos_id)

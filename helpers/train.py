@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             overrides = {**PRESETS[preset], **overrides}  # the preset replaces the profile's model, flags both
         model_config, train_config = profile(name, **overrides)
         model, history = train(model_config, train_config)
-    except ValueError as error:  # bad input: one clear line, no traceback
+    except (ValueError, OSError) as error:  # bad input, or a folder that cannot be written: one clear line
         print(f"error: {error}", file=sys.stderr)
         return 2
     except NonFiniteLossError as error:  # the message names the step and the checkpoint kept

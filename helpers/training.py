@@ -9,6 +9,7 @@ import json
 import math
 import os
 import random
+import signal
 import time
 import typing
 import warnings
@@ -97,8 +98,9 @@ def estimate_loss(model: nn.Module, splits: dict, block_size: int, batch_size: i
 
 DATASETS = {"shakespeare_char": "char", "shakespeare_gpt2": "gpt2"}  # dataset name -> helpers.data kind
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-# Fields that may change when a run is resumed; any other difference is an error.
-RESUMABLE_CHANGES = ("out_dir", "max_iters", "eval_interval", "eval_iters", "log_interval", "checkpoint_interval",
+# Fields that may change when a run is resumed; any other difference is an error. (lr_decay_iters may change
+# only as long as the cosine still ends at the same step: see check_resumable.)
+RESUMABLE_CHANGES = ("out_dir", "max_iters", "lr_decay_iters", "eval_interval", "eval_iters", "log_interval", "checkpoint_interval",
                      "device", "compile", "resume", "overwrite", "progress", "num_threads")
 
 
@@ -317,19 +319,23 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> dict:
-    """Read a checkpoint written by train() with torch.load(weights_only=True): tensors and plain values only."""
+    """Read a checkpoint written by train() with torch.load(weights_only=True): tensors and plain values only.
+
+    It is read onto the CPU, where the random states must stay (torch.set_rng_state and Generator.set_state
+    accept only CPU tensors); then the model's weights are moved to `device`."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; train one first (python -m helpers.train --out DIR)")
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise CheckpointError(f"cannot read the checkpoint {path}: it is truncated or corrupt "
                               f"({type(error).__name__}: {str(error)[:200]}); train again, or use another copy") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a checkpoint written by helpers.training.train")
+    state["model"] = {name: tensor.to(device) for name, tensor in state["model"].items()}
     return state
 
 
@@ -366,9 +372,50 @@ def setup_distributed(device_type: str) -> Distributed:
     gloo on CPU); without those variables, a single process."""
     if "RANK" not in os.environ:
         return Distributed()
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if device_type == "cuda":
+        torch.cuda.set_device(local_rank)  # else every process would put its work (and nccl's) on GPU 0
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-    return Distributed(dist.get_rank(), int(os.environ.get("LOCAL_RANK", 0)), dist.get_world_size())
+    return Distributed(dist.get_rank(), local_rank, dist.get_world_size())
+
+
+def gather_rng_states(rng: dict, ddp: Distributed) -> list[dict]:
+    """Every process's random states, in rank order (a collective: every process must call it). Each process
+    draws its own dropout masks, so a resumed run must give each its own states back."""
+    if ddp.world_size == 1:
+        return [rng]
+    states = [None] * ddp.world_size
+    dist.all_gather_object(states, rng)
+    return states
+
+
+class StopRequest:
+    """Under DDP, Ctrl-C (SIGINT) or SIGTERM only sets a flag instead of raising KeyboardInterrupt at once.
+
+    A process interrupted in the middle of a collective would leave the others waiting in it forever. The
+    loop asks `requested()` at each log step, all processes together, and they stop at the same step."""
+
+    def __init__(self, ddp: Distributed):
+        self.ddp, self.flag, self.previous = ddp, False, {}
+        if ddp.world_size > 1:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.flag = True
+
+    def requested(self, device: str) -> bool:
+        """Whether any process was asked to stop (a collective under DDP)."""
+        if self.ddp.world_size == 1:
+            return False
+        flag = torch.tensor([float(self.flag)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 def rank_batch(data, block_size: int, batch_size: int, ddp: Distributed, device: str,
@@ -387,6 +434,8 @@ def rank_batch(data, block_size: int, batch_size: int, ddp: Distributed, device:
 def prepare_out_dir(config: TrainConfig) -> Path:
     """The run's folder; refuses to mix two runs in one folder unless resume or overwrite says what to do."""
     out = Path(config.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir={str(out)!r} is a file, not a folder; choose a folder for the run (--out DIR)")
     existing = [out / name for name in (CHECKPOINT, METRICS) if (out / name).exists()]
     if config.resume:
         if not (out / CHECKPOINT).exists():
@@ -431,6 +480,13 @@ def check_resumable(state: dict, model_config: GPTConfig, config: TrainConfig) -
     if problems:
         raise CheckpointError(f"the checkpoint in {config.out_dir} was trained with a different config ("
                               + "; ".join(problems) + "); use its settings to resume, or --overwrite to start afresh")
+    saved = state["train_config"]
+    saved_end = state.get("schedule", {}).get("lr_decay_iters") or saved["lr_decay_iters"] or saved["max_iters"]
+    if saved_end != config.decay_iters:
+        raise CheckpointError(
+            f"resuming would move the end of the learning-rate schedule from step {saved_end} to {config.decay_iters} "
+            f"(lr_decay_iters follows max_iters unless it is set). To extend the run on purpose, keep the schedule "
+            f"with lr_decay_iters={saved_end} (--lr_decay_iters {saved_end}): the extra steps then train at min_lr")
 
 
 def log_metrics(out: Path, record: dict) -> None:
@@ -455,8 +511,17 @@ def train(model_config: GPTConfig, config: TrainConfig, callback: Callable[[Hist
     device = resolve_device(config, ddp.local_rank)
     if config.batch_size % ddp.world_size:
         raise ValueError(f"batch_size={config.batch_size} must be divisible by the {ddp.world_size} processes")
+    threads = torch.get_num_threads()
     if device.device_type == "cpu":
         torch.set_num_threads(config.num_threads or cpu_threads(ddp.world_size))
+    try:
+        return _train(model_config, config, callback, device, ddp)
+    finally:
+        torch.set_num_threads(threads)  # the notebook's later cells keep their own thread count
+
+
+def _train(model_config: GPTConfig, config: TrainConfig, callback: Callable[[History], None] | None,
+           device: DeviceChoice, ddp: Distributed) -> tuple[GPT, History]:
     data = load_data(config.dataset)
     check_fits(data, model_config, config.batch_size)
     out = prepare_out_dir(config) if ddp.is_main else Path(config.out_dir)
@@ -477,7 +542,10 @@ def train(model_config: GPTConfig, config: TrainConfig, callback: Callable[[Hist
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
-        set_rng_states(state["rng"], data_generator)
+        rngs = state.get("rng_ranks") or [state["rng"]]  # each process its own random states
+        set_rng_states(rngs[ddp.rank] if len(rngs) == ddp.world_size else rngs[0], data_generator)
+        if len(rngs) != ddp.world_size and ddp.world_size > 1:  # resumed with another number of processes
+            torch.manual_seed(config.seed + ddp.rank + state["step"])
         history, step = History(**{**state["history"], "interrupted": False}), state["step"]
     elif ddp.world_size > 1:
         torch.manual_seed(config.seed + ddp.rank)  # each process its own dropout masks
@@ -490,10 +558,12 @@ def train(model_config: GPTConfig, config: TrainConfig, callback: Callable[[Hist
     tokens_per_step = config.batch_size * config.gradient_accumulation_steps * model_config.block_size
 
     def checkpoint(rng: dict) -> None:
+        rngs = gather_rng_states(rng, ddp)  # every process takes part
         if ddp.is_main:
             save_checkpoint(out / CHECKPOINT, {
                 "format": FORMAT, "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(), "rng": rng, "step": step, "history": history.to_dict(),
+                "scaler": scaler.state_dict(), "rng": rngs[0], "rng_ranks": rngs, "step": step,
+                "history": history.to_dict(), "schedule": {"lr_decay_iters": config.decay_iters},
                 "model_config": dataclasses.asdict(model_config), "train_config": dataclasses.asdict(config),
                 "tokenizer": data.tokenizer})
 
@@ -502,11 +572,11 @@ def train(model_config: GPTConfig, config: TrainConfig, callback: Callable[[Hist
         loss_sum = torch.zeros((), device=device.device)
         for i, (x, y) in enumerate(batches):
             last = i == len(batches) - 1
-            sync = net.no_sync() if ddp.world_size > 1 and not last else contextlib.nullcontext()
-            with sync, device.autocast():
-                _, loss = net(x, y)
-                loss = loss / len(batches)  # the mean over micro-batches, as one big batch would give
-            with sync:
+            # DDP averages the gradients across processes in backward; skip that until the last micro-batch
+            with net.no_sync() if ddp.world_size > 1 and not last else contextlib.nullcontext():
+                with device.autocast():
+                    _, loss = net(x, y)
+                    loss = loss / len(batches)  # the mean over micro-batches, as one big batch would give
                 scaler.scale(loss).backward()
             loss_sum += loss.detach()
         scaler.unscale_(optimizer)
@@ -528,9 +598,10 @@ def train(model_config: GPTConfig, config: TrainConfig, callback: Callable[[Hist
         for (s, lr, _), (loss, norm) in zip(pending, values.tolist()):
             if not math.isfinite(loss):
                 pending.clear()
-                raise NonFiniteLossError(
-                    f"the loss became {loss} at step {s}; training stopped. The last good checkpoint ("
-                    f"{out / CHECKPOINT}, step {saved_step}) is kept. Lower learning_rate or check the data.")
+                kept = (f"The last good checkpoint ({out / CHECKPOINT}, step {saved_step}) is kept."
+                        if saved_step is not None else "No checkpoint had been written yet, so none is kept.")
+                raise NonFiniteLossError(f"the loss became {loss} at step {s}; training stopped. {kept} "
+                                         "Lower learning_rate or check the data.")
             history.steps.append(s)
             history.train_loss.append(loss)
             history.lr.append(lr)
@@ -543,6 +614,7 @@ def train(model_config: GPTConfig, config: TrainConfig, callback: Callable[[Hist
     rng = rng_states(data_generator)
     start_seconds, interval_start, interval_step = history.train_seconds, time.perf_counter(), step
     run_start = time.perf_counter()
+    stop = StopRequest(ddp)
     model.train()
     try:
         while step < config.max_iters:
@@ -585,6 +657,8 @@ def train(model_config: GPTConfig, config: TrainConfig, callback: Callable[[Hist
                                       "mfu": util})
                 if callback is not None and not (step % config.eval_interval == 0 or is_last):
                     callback(history)
+                if stop.requested(device.device):  # every process stops at this same step
+                    raise KeyboardInterrupt
             if step % config.eval_interval == 0 or is_last:
                 losses = estimate_loss(model, splits, model_config.block_size, config.batch_size, config.eval_iters,
                                        device.device, device.autocast(), seed=config.seed)
@@ -608,8 +682,10 @@ def train(model_config: GPTConfig, config: TrainConfig, callback: Callable[[Hist
         history.train_seconds = start_seconds + time.perf_counter() - run_start
         checkpoint(rng)  # the weights after the last completed step, and the random states to continue from it
         bar.close()
-        print(f"Interrupted at step {step}: checkpoint saved to {out / CHECKPOINT}; resume=True continues from here.")
+        if ddp.is_main:
+            print(f"Interrupted at step {step}: checkpoint saved to {out / CHECKPOINT}; resume=True continues from here.")
         return raw_model, history
     finally:
+        stop.restore()
         bar.close()
     return raw_model, history

@@ -1,5 +1,8 @@
 """atomic_write: the target is either the complete new file or left as it was."""
 
+import os
+import stat
+
 import pytest
 
 from helpers.files import atomic_write
@@ -22,3 +25,18 @@ def test_an_error_leaves_the_old_file_and_no_temporary(tmp_path):
         raise RuntimeError("interrupted")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permission bits")
+@pytest.mark.parametrize("umask, expected", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_the_file_gets_the_mode_a_plain_open_would_give(tmp_path, umask, expected):
+    previous = os.umask(umask)
+    try:
+        with atomic_write(tmp_path / "atomic.bin") as f:
+            f.write(b"x")
+        with open(tmp_path / "plain.bin", "wb") as f:
+            f.write(b"x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "atomic.bin").stat().st_mode) == expected
+    assert stat.S_IMODE((tmp_path / "plain.bin").stat().st_mode) == expected

@@ -81,3 +81,33 @@ def test_bad_input_is_one_clear_line(checkpoint, monkeypatch, capsys, args, mess
 def test_a_missing_checkpoint_says_how_to_make_one(tmp_path, monkeypatch, capsys):
     code, _, err = run_cli(monkeypatch, capsys, "--ckpt", str(tmp_path / "nothing"), "--prompt", "x")
     assert code == 2 and "no checkpoint" in err and "python -m helpers.train" in err
+
+
+def test_gpt2_weights_that_cannot_be_had_are_one_clear_line(tmp_path, monkeypatch, capsys):
+    """gpt2-medium has no recorded checksum, so it is never downloaded unchecked: the DownloadError is one line."""
+    monkeypatch.setenv("GPTFS_OFFLINE_DIR", str(tmp_path))  # an empty offline folder: nothing to copy from
+    code, out, err = run_cli(monkeypatch, capsys, "--ckpt", "gpt2-medium", "--prompt", "x", "--device", "cpu")
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and "gpt2-medium" in err and "Traceback" not in err
+
+
+def test_a_checkpoint_with_a_padded_vocabulary_writes_only_decodable_tokens(tmp_path, monkeypatch, capsys):
+    """A GPT-2-data checkpoint pads its vocabulary past the tokenizer's; sampling must stay within the tokenizer."""
+    out = tmp_path / "padded"
+    config = TrainConfig(out_dir=str(out), max_iters=1, batch_size=2, warmup_iters=1, eval_interval=1, eval_iters=1,
+                         log_interval=1, num_threads=1, progress=False, device="cpu")
+    train(GPTConfig(vocab_size=80, block_size=8, n_layer=1, n_head=2, n_embd=8, dropout=0.0), config)
+    model, tokenizer = load_trained(out)
+    with torch.no_grad():  # every position's final features become all ones, and only the padded ids match them
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.fill_(1.0)
+        model.lm_head.weight[65:] = 10.0  # tied to wte, whose rows past 65 no character uses
+        state = torch.load(out / "ckpt.pt", weights_only=True)
+        state["model"] = model.state_dict()
+        torch.save(state, out / "ckpt.pt")
+    assert int(model(torch.tensor([[0]]))[0].argmax()) >= 65  # the padding would win every draw
+    capsys.readouterr()
+    code, text, err = run_cli(monkeypatch, capsys, "--ckpt", str(out), "--prompt", "ROMEO:", "--max-new-tokens", "30",
+                              "--temperature", "1.5", "--device", "cpu")
+    assert code == 0, err
+    assert len(text) == len("ROMEO:") + 30 + 1 and set(text) <= set(tokenizer.chars)

@@ -251,3 +251,24 @@ def test_decoding_layout_changes_strides_not_values_or_tokens(model):
     assert torch.equal(generate(fast, prompt, 30, temperature=0), generate(model, prompt, 30, temperature=0))
     with torch.no_grad():
         torch.testing.assert_close(fast(prompt)[0], model(prompt)[0], atol=1e-5, rtol=1e-5)
+
+
+def test_a_padded_vocabulary_never_yields_an_id_the_tokenizer_lacks():
+    """GPT-2 data pads vocab_size from 50,257 to 50,304; the extra ids must never be drawn, however likely."""
+    from helpers.generation import stream_text
+
+    tokenizer = CharTokenizer(sorted(set("abcdefgh ")))  # 9 characters; the model has 16 ids
+    model = GPT(GPTConfig(vocab_size=16, block_size=8, n_layer=1, n_head=2, n_embd=8, dropout=0.0))
+    forward = model.forward
+
+    def padded_ids_win(idx, targets=None, kv_cache=None):
+        logits, loss = forward(idx, targets, kv_cache=kv_cache)
+        return logits + torch.cat([torch.zeros(9), torch.full((7,), 50.0)]), loss  # ids 9..15 far ahead
+
+    model.forward = padded_ids_win
+    for settings in (dict(temperature=0), dict(temperature=2.0, generator=torch.Generator().manual_seed(0))):
+        text = "".join(stream_text(model, tokenizer, "abc", 20, **settings))
+        assert len(text) == 20 and set(text) <= set("abcdefgh ")
+    ids = generate(model, torch.tensor([[0, 1]]), 10, temperature=1.0, vocab_size=9)
+    assert int(ids.max()) < 9
+    assert int(generate(model, torch.tensor([[0, 1]]), 10, temperature=0).max()) >= 9  # without the limit: the padding

@@ -7,8 +7,10 @@ as a subprocess or with runpy, never imported.
 import json
 import os
 import runpy
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -75,21 +77,94 @@ def test_unknown_profile_is_refused():
     assert result.returncode == 2 and "invalid choice: 'tpu'" in result.stderr
 
 
-def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
-    args = ["--out", None, "--max_iters", "4", "--lr_decay_iters", "8", *TINY, "--batch_size", "8"]
-    args[1] = str(tmp_path / "single")
-    single = run_cli(*args)
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "helpers.train"]
+TORCHRUN_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+
+
+def run_ddp(*args, timeout=120):
+    """python -m helpers.train ARGS on two gloo processes, as torchrun starts them."""
+    return subprocess.run([*TORCHRUN, *args], capture_output=True, text=True, timeout=timeout, env=TORCHRUN_ENV)
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, accumulation):
+    """The same global batch (batch_size rows per micro-batch, `accumulation` micro-batches) on one process
+    or split over two gives the same losses and weights."""
+    args = ["--max_iters", "4", "--lr_decay_iters", "8", *TINY, "--batch_size", "8",
+            "--gradient_accumulation_steps", str(accumulation)]
+    single = run_cli("--out", str(tmp_path / "single"), *args)
     assert single.returncode == 0, single.stderr
-    args[1] = str(tmp_path / "ddp")
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "helpers.train", *args], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
+    ddp = run_ddp("--out", str(tmp_path / "ddp"), *args)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     one, two = logged_losses(tmp_path / "single"), logged_losses(tmp_path / "ddp")
     assert len(one) == len(two) == 4
     assert torch.allclose(torch.tensor(one), torch.tensor(two), atol=1e-5), (one, two)
     a, b = load_checkpoint(tmp_path / "single")["model"], load_checkpoint(tmp_path / "ddp")["model"]
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)  # the same weights after 4 steps
+
+
+def test_ddp_with_dropout_and_accumulation_resumes_with_each_process_s_own_random_states(tmp_path):
+    """Each process draws its own dropout masks; a resumed run gives each process its own states back,
+    so stopping and resuming changes nothing."""
+    args = [*TINY, "--dropout", "0.1", "--gradient_accumulation_steps", "2", "--batch_size", "8",
+            "--lr_decay_iters", "8", "--eval_interval", "3"]
+    straight = run_ddp("--out", str(tmp_path / "straight"), "--max_iters", "6", *args)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    first = run_ddp("--out", str(tmp_path / "split"), "--max_iters", "3", *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    state = load_checkpoint(tmp_path / "split")
+    assert len(state["rng_ranks"]) == 2 and not torch.equal(state["rng_ranks"][0]["torch"], state["rng_ranks"][1]["torch"])
+    resumed = run_ddp("--out", str(tmp_path / "split"), "--max_iters", "6", "--resume", *args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert logged_losses(tmp_path / "split") == logged_losses(tmp_path / "straight")
+
+
+def worker_pids(parent: int) -> dict[int, int]:
+    """{rank: pid} of the processes torchrun started (read from /proc: Linux only)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+            environ = open(f"/proc/{entry}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            ranks = [line.split(b"=", 1)[1] for line in environ if line.startswith(b"RANK=")]
+            if ranks:
+                found[int(ranks[0])] = int(entry)
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker processes through /proc")
+def test_ctrl_c_in_one_ddp_process_stops_all_of_them_at_the_same_step(tmp_path):
+    """A signal that reaches one process only must not leave the other waiting in a collective: both stop
+    at the same step, the checkpoint is written, and the command ends normally."""
+    out = tmp_path / "run"
+    job = subprocess.Popen([*TORCHRUN, "--out", str(out), "--max_iters", "100000", *TINY, "--eval_interval", "100000"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=TORCHRUN_ENV)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not ((out / "metrics.jsonl").exists() and len(logged_losses(out)) >= 3):
+            time.sleep(0.2)
+        workers = worker_pids(job.pid)
+        assert set(workers) == {0, 1}, workers
+        os.kill(workers[1], signal.SIGINT)  # the second process only
+        stdout, stderr = job.communicate(timeout=60)
+    finally:
+        job.kill()
+    assert job.returncode == 0, stderr[-3000:]
+    assert "Interrupted at step" in stdout and "Traceback" not in stderr
+    step = load_checkpoint(out)["step"]
+    assert 3 <= step < 100000 and f"Interrupted at step {step}" in stdout
+
+
+def test_an_out_path_that_is_a_file_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    (tmp_path / "taken").write_text("a file")
+    assert run_main(monkeypatch, "--out", str(tmp_path / "taken"), *TINY, "--max_iters", "2") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: out_dir=") and "is a file, not a folder" in err and "Traceback" not in err
 
 
 def test_a_nan_loss_ends_the_command_with_one_clear_line(tmp_path, monkeypatch, capsys):

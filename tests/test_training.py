@@ -239,3 +239,69 @@ def test_batch_or_context_longer_than_the_data(tmp_path):
         train(TINY, tiny_train(tmp_path, batch_size=1_000_000))
     with pytest.raises(ValueError, match="vocab_size"):
         train(dataclasses.replace(TINY, vocab_size=10), tiny_train(tmp_path))
+
+
+# --- paths off the CPU: resume on a GPU, DDP setup, schedules, threads ---------------------------
+
+def test_checkpoint_random_states_stay_on_the_cpu_whatever_the_device(tmp_path):
+    """torch.set_rng_state and Generator.set_state take CPU tensors only: loading for a GPU must not move them.
+    The meta device stands in for cuda or mps here: tensors mapped to it are not CPU tensors either."""
+    train(TINY, tiny_train(tmp_path, max_iters=2))
+    state = load_checkpoint(tmp_path / "run", device="meta")
+    assert all(t.device.type == "meta" for t in state["model"].values())
+    rng = state["rng_ranks"][0]
+    for tensor in (rng["torch"], rng["data"], state["rng"]["torch"]):
+        assert tensor.device.type == "cpu" and tensor.dtype == torch.uint8
+    torch.Generator().set_state(rng["data"])  # accepted as is
+    torch.set_rng_state(rng["torch"])
+
+
+def test_setup_distributed_puts_each_process_on_its_own_gpu(monkeypatch):
+    from helpers import training
+
+    calls = []
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(training.torch.cuda, "set_device", lambda index: calls.append(("set_device", index)))
+    monkeypatch.setattr(training.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(training.dist, "init_process_group", lambda backend: calls.append(("init", backend)))
+    monkeypatch.setattr(training.dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(training.dist, "get_world_size", lambda: 2)
+    ddp = training.setup_distributed("cuda")
+    assert calls == [("set_device", 1), ("init", "nccl")]  # the device first: nccl binds to the current one
+    assert (ddp.rank, ddp.local_rank, ddp.world_size) == (1, 1, 2)
+
+
+def test_resume_refuses_to_move_the_end_of_the_schedule(tmp_path):
+    train(TINY, tiny_train(tmp_path, max_iters=4, lr_decay_iters=None))  # the cosine ends at max_iters=4
+    longer = tiny_train(tmp_path, max_iters=8, lr_decay_iters=None, resume=True)
+    with pytest.raises(CheckpointError, match=r"from step 4 to 8.*--lr_decay_iters 4"):
+        train(TINY, longer)
+    _, history = train(TINY, dataclasses.replace(longer, lr_decay_iters=4))  # extended on purpose
+    assert history.steps == list(range(8))
+    assert history.lr[4:] == [3e-4] * 4  # past the schedule's end: min_lr
+    assert load_checkpoint(tmp_path / "run")["schedule"] == {"lr_decay_iters": 4}
+
+
+def test_a_nan_before_any_checkpoint_says_there_is_none(tmp_path, monkeypatch):
+    real_loss = GPT.loss
+    monkeypatch.setattr(GPT, "loss", staticmethod(lambda logits, targets: real_loss(logits, targets) * float("nan")))
+    with pytest.raises(NonFiniteLossError, match="at step 0") as error:
+        train(TINY, tiny_train(tmp_path, max_iters=4))
+    assert "No checkpoint had been written yet" in str(error.value) and "None" not in str(error.value)
+
+
+def test_train_gives_back_the_thread_count(tmp_path):
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train(TINY, tiny_train(tmp_path, max_iters=2, num_threads=1))
+        assert torch.get_num_threads() == 2  # the caller's later work keeps its threads
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_an_out_dir_that_is_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a folder")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        train(TINY, tiny_train(tmp_path, "notes.txt"))
