@@ -5,10 +5,11 @@
     python helpers/doctor.py          # the same, when `import helpers` itself fails (torch missing, say)
 
 A tool, not taught in a lesson. It checks the Python and package versions (the lower bounds of
-requirements.txt, or of the installed package), that torch imports, the device and precision the course
-will pick with one tiny forward and backward pass of a GPT there, that Tiny Shakespeare and GPT-2's BPE
-files are in the data folder or can be obtained, that helpers/ matches the notebooks, and the free disk
-space. It exits 0 when nothing FAILs. It changes nothing, downloads nothing.
+pyproject.toml, or of the installed package), that torch imports, the device and precision the course
+will pick (and a GPU that this torch has no kernels for) with one tiny forward and backward pass of a GPT
+there, that Tiny Shakespeare and GPT-2's BPE files are in the data folder or can be obtained, that helpers/
+matches the notebooks, and the free disk space. It exits 0 when nothing FAILs. It changes nothing,
+downloads nothing.
 
 Every check is a function of its inputs (versions, folders, a network probe), so the tests run each
 one on faked inputs and never touch the network.
@@ -22,21 +23,28 @@ import importlib.metadata
 import json
 import os
 import platform
-import re
 import shutil
 import sys
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 if __package__ in (None, ""):  # run as a file (python helpers/doctor.py): make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+try:
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.version import InvalidVersion, Version
+except ImportError:  # the version checks need it: check_packages says so, and the other checks still run
+    Requirement = Version = None
+
 ROOT = Path(__file__).resolve().parent.parent  # the checkout, or site-packages in an installed package
 PACKAGE = "gpt-from-scratch"
 MIN_PYTHON = (3, 10)  # pyproject.toml's requires-python
-TEST_ONLY = {"pytest", "nbval", "ruff"}  # needed to run the tests, not the lessons
+PACKAGING = "packaging>=22.0"  # what the version checks need (pyproject.toml's bound)
+EXTRA_PURPOSES = {"notebooks": "the notebooks", "test": "the tests"}  # pyproject.toml's extras
 COURSE_ASSETS = ("tinyshakespeare", "gpt2-vocab.bpe", "gpt2-encoder.json")  # what the lessons download
 DISK_WARN = 2 * 1024**3  # bytes free in the data folder below which the doctor warns
 DISK_FAIL = 200 * 1024**2  # ... and below which it fails
@@ -58,48 +66,77 @@ class Check:
 # ----------------------------------------------------------------------------- versions
 
 
-def version_tuple(version: str) -> tuple[int, ...]:
-    """The leading numbers of a version string: "2.13.0+cpu" -> (2, 13, 0), "0.7rc1" -> (0, 7)."""
-    numbers = []
-    for part in version.split("."):
-        match = re.match(r"\d+", part)
-        if not match:
-            break
-        numbers.append(int(match.group()))
-        if match.end() < len(part):  # "7rc1": a pre-release or local tag ends the numbers
-            break
-    return tuple(numbers)
+class Needed(NamedTuple):
+    """A dependency of the course: its name, lower bound ("" for none) and the extras that want it
+    (none: the course itself needs it)."""
+
+    name: str
+    minimum: str
+    extras: tuple[str, ...] = ()
 
 
-def parse_requirements(text: str) -> list[tuple[str, str]]:
-    """(name, lower bound) for each `name>=version` line; comments, `-e .`, options and extras are skipped."""
-    requirements = []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line or line.startswith("-"):
+def parse_requirements(lines: Iterable[str], extras: Iterable[str] = EXTRA_PURPOSES) -> list[Needed]:
+    """A Needed for each requirement, in order and once per name, from PEP 508 lines as package metadata
+    writes them (`transformers>=4.40; extra == "test"`). A requirement whose marker does not hold for
+    this Python, nor for any of `extras`, is left out."""
+    needed: dict[str, Needed] = {}
+    for line in lines:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
             continue
-        if ";" in line:  # an environment marker, e.g. `extra == "test"` in package metadata
-            requirement, marker = line.split(";", 1)
-            if "extra" in marker:
+        wanted_by: tuple[str, ...] = ()
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            wanted_by = tuple(extra for extra in extras if requirement.marker.evaluate({"extra": extra}))
+            if not wanted_by:
                 continue
-            line = requirement.strip()
-        match = re.fullmatch(r"([A-Za-z0-9_.\-\[\]]+)\s*(?:>=\s*([0-9][^,\s]*))?.*", line)
-        if match:
-            requirements.append((re.sub(r"\[.*\]", "", match.group(1)), match.group(2) or ""))
-    return requirements
+        minimum = next((spec.version for spec in requirement.specifier if spec.operator == ">="), "")
+        key = requirement.name.lower()
+        if key in needed:  # in two extras, or in one extra and the course itself
+            known = needed[key]
+            both = () if not known.extras or not wanted_by else tuple(dict.fromkeys(known.extras + wanted_by))
+            needed[key] = known._replace(extras=both)
+        else:
+            needed[key] = Needed(requirement.name, minimum, wanted_by)
+    return list(needed.values())
 
 
-def course_requirements() -> tuple[list[tuple[str, str]], str]:
-    """The course's requirements and where they come from: requirements.txt in a checkout, else the
-    installed package's metadata (its runtime dependencies only)."""
-    path = ROOT / "requirements.txt"
+def pyproject_requirements(text: str) -> list[str]:
+    """pyproject.toml's dependencies and extras as PEP 508 lines, the way package metadata writes them."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    project = tomllib.loads(text)["project"]
+    lines = list(project.get("dependencies", []))
+    for extra, requirements in project.get("optional-dependencies", {}).items():
+        lines += [f'{line}; extra == "{extra}"' for line in requirements]
+    return lines
+
+
+def course_requirements() -> tuple[list[Needed], str]:
+    """The course's requirements and where they come from: pyproject.toml in a checkout, else the
+    installed package's metadata."""
+    path = ROOT / "pyproject.toml"
     if path.is_file():
-        return parse_requirements(path.read_text(encoding="utf-8")), "requirements.txt"
+        try:
+            return parse_requirements(pyproject_requirements(path.read_text(encoding="utf-8"))), "pyproject.toml"
+        except ImportError:  # Python 3.10 without tomli: the metadata of `pip install -e .` says the same
+            pass
     try:
         requires = importlib.metadata.requires(PACKAGE) or []
     except importlib.metadata.PackageNotFoundError:
         requires = []
-    return parse_requirements("\n".join(requires)), f"the {PACKAGE} package"
+    return parse_requirements(requires), f"the {PACKAGE} package"
+
+
+def torch_requirement() -> str:
+    """`torch>=X`, with the course's lower bound for torch."""
+    try:
+        minimum = next((n.minimum for n in course_requirements()[0] if n.name == "torch"), "")
+    except Exception:  # packaging missing: the package checks report it
+        minimum = ""
+    return f"torch>={minimum}" if minimum else "torch"
 
 
 def check_python(version: tuple[int, ...] = tuple(sys.version_info[:3])) -> Check:
@@ -119,24 +156,39 @@ def _installed_version(name: str) -> str | None:
         return None
 
 
-def check_package(name: str, minimum: str, version_of: Callable[[str], str | None] = _installed_version) -> Check:
-    """A package must be installed, at `minimum` or newer. Test-only tools WARN instead of FAIL."""
+def check_package(name: str, minimum: str, version_of: Callable[[str], str | None] = _installed_version,
+                  extras: tuple[str, ...] = ()) -> Check:
+    """A package must be installed, at `minimum` or newer (compared as `packaging` does, as pip does).
+    One that only an extra wants (the notebooks, the tests) WARNs instead of FAILing."""
     bound = f">={minimum}" if minimum else ""
     fix = f'pip install "{name}{bound}"'
-    severity = WARN if name.lower() in TEST_ONLY else FAIL
-    purpose = " (needed only to run the tests)" if severity == WARN else ""
+    if name == "torch":
+        fix += "  # see pytorch.org for the command for your GPU"
+    severity = WARN if extras else FAIL
+    purpose = " and ".join(EXTRA_PURPOSES.get(extra, f"the {extra} extra") for extra in extras)
+    purpose = f" (needed only for {purpose})" if purpose else ""
     installed = version_of(name)
     if installed is None:
         return Check(f"package {name}", severity, f"{name} is not installed{purpose}", fix)
-    if minimum and version_tuple(installed) < version_tuple(minimum):
-        return Check(f"package {name}", severity, f"{name} {installed} is older than {minimum}{purpose}",
-                     f'pip install --upgrade "{name}{bound}"')
+    if minimum:
+        try:
+            too_old = Version(installed) < Version(minimum)
+        except InvalidVersion:
+            return Check(f"package {name}", WARN, f"{name} {installed}: not a version that can be compared "
+                         f"with {minimum}", fix.replace("pip install", "pip install --force-reinstall", 1))
+        if too_old:
+            return Check(f"package {name}", severity, f"{name} {installed} is older than {minimum}{purpose}",
+                         fix.replace("pip install", "pip install --upgrade", 1))
     return Check(f"package {name}", OK, f"{name} {installed}" + (f" (needs {bound})" if bound else ""))
 
 
-def check_packages(requirements: list[tuple[str, str]],
-                   version_of: Callable[[str], str | None] = _installed_version) -> list[Check]:
-    return [check_package(name, minimum, version_of) for name, minimum in requirements]
+def check_packages(requirements: list[Needed], version_of: Callable[[str], str | None] = _installed_version,
+                   packaging_found: bool | None = None) -> list[Check]:
+    """check_package for each requirement; without `packaging`, one FAIL that says to install it."""
+    if not (Version is not None if packaging_found is None else packaging_found):
+        return [Check("package packaging", FAIL, "packaging is not installed: the version checks need it",
+                      f'pip install "{PACKAGING}"')]
+    return [check_package(n.name, n.minimum, version_of, n.extras) for n in requirements]
 
 
 # ----------------------------------------------------------------------------- torch and the device
@@ -148,7 +200,7 @@ def check_torch_import(importer: Callable[[str], object] = importlib.import_modu
         torch = importer("torch")
     except Exception as error:  # ImportError, OSError from a missing shared library, ...
         return Check("torch import", FAIL, f"import torch failed: {type(error).__name__}: {str(error)[:200]}",
-                     'pip install --force-reinstall "torch>=2.2"  # see pytorch.org for the command for your GPU')
+                     f'pip install --force-reinstall "{torch_requirement()}"  # see pytorch.org for the command for your GPU')
     cuda = getattr(getattr(torch, "version", None), "cuda", None)
     return Check("torch import", OK, f"torch {torch.__version__}" + (f", built for CUDA {cuda}" if cuda else ", CPU build"))
 
@@ -185,13 +237,17 @@ def check_device(choose: Callable[[], object] | None = None, step: Callable[[obj
     except Exception as error:
         return [Check("device", FAIL, f"cannot choose a device: {type(error).__name__}: {error}",
                       "unset GPTFS_DEVICE  # or: export GPTFS_DEVICE=cpu")]
-    checks = [Check("device", OK, str(choice))]
+    problem = getattr(choice, "problem", "")
+    if problem:  # a GPU that this torch cannot use: the course runs, on the CPU
+        checks = [Check("device", WARN, f"{problem}, so the course runs on {choice.device}", choice.fix)]
+    else:
+        checks = [Check("device", OK, str(choice))]
     try:
         loss = step(choice)
     except Exception as error:
         fix = "export GPTFS_DEVICE=cpu  # run on the CPU while you fix the GPU driver or torch install"
         if getattr(choice, "device_type", "cpu") == "cpu":
-            fix = 'pip install --force-reinstall "torch>=2.2"'
+            fix = f'pip install --force-reinstall "{torch_requirement()}"'
         checks.append(Check("tiny training step", FAIL,
                             f"forward and backward on {choice.device} failed: {type(error).__name__}: {str(error)[:200]}",
                             fix))
@@ -321,7 +377,7 @@ def _helpers_importable() -> Check | None:
 
 def run_checks(probe: Callable[[str], bool] | None = probe_url) -> list[Check]:
     """Every check, in order."""
-    requirements, _ = course_requirements()
+    requirements = course_requirements()[0] if Version is not None else []
     checks = [check_python(), *check_packages(requirements), check_torch_import()]
     broken = _helpers_importable()
     if broken is not None:

@@ -1,0 +1,51 @@
+"""Fixtures shared by the tests.
+
+`offline_dir`: the course's data files, found the way the course finds them (helpers.downloads.fetch:
+the data folder, then GPTFS_OFFLINE_DIR, then the verified download), laid out as an offline folder is.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from helpers.downloads import ASSETS, OFFLINE_ENV, DownloadError, fetch
+
+COURSE_FILES = ("tinyshakespeare", "gpt2-vocab.bpe", "gpt2-encoder.json")  # what the lessons download
+TIKTOKEN_FILES = ("gpt2-vocab.bpe", "gpt2-encoder.json")  # what tiktoken reads from its cache
+
+
+def offline_path(name: str) -> Path:
+    """Where an offline folder (an unzipped bundle) keeps a file: GPT-2's BPE files under tiktoken's cache
+    name, the others in data/."""
+    asset = ASSETS[name]
+    return Path("tiktoken_cache", asset.tiktoken_cache_name) if name in TIKTOKEN_FILES else Path("data", asset.filename)
+
+
+def obtain(name: str) -> Path:
+    """fetch(name), or the test stops with one line naming the file and GPTFS_OFFLINE_DIR: it fails when
+    GPTFS_OFFLINE_DIR is set (the copy should be there), and is skipped when it is not (no network)."""
+    try:
+        return fetch(name)
+    except DownloadError as error:
+        reason = str(error).splitlines()[0]
+        folder = os.environ.get(OFFLINE_ENV)
+        where = f"{OFFLINE_ENV}={folder} holds no good copy" if folder else f"{OFFLINE_ENV} is not set"
+        message = (f"{ASSETS[name].filename} is needed and cannot be obtained ({reason}; {where}): "
+                   f"set {OFFLINE_ENV} to a folder that holds it, e.g. an unzipped offline bundle")
+        if folder:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def offline_dir(tmp_path_factory) -> Path:
+    """A folder laid out as the course's offline folder, holding verified copies of the files the lessons
+    download: data/tinyshakespeare.txt and GPT-2's BPE files under tiktoken_cache/<sha1 of their URL>."""
+    folder = tmp_path_factory.mktemp("offline")
+    for name in COURSE_FILES:
+        target = folder / offline_path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(obtain(name), target)
+    return folder
