@@ -29,11 +29,11 @@ def obtain(name: str) -> Path:
     try:
         return fetch(name)
     except DownloadError as error:
-        reason = str(error).splitlines()[0]
+        reason = str(error).splitlines()[0].rstrip(".")
         folder = os.environ.get(OFFLINE_ENV)
         where = f"{OFFLINE_ENV}={folder} holds no good copy" if folder else f"{OFFLINE_ENV} is not set"
-        message = (f"{ASSETS[name].filename} is needed and cannot be obtained ({reason}; {where}): "
-                   f"set {OFFLINE_ENV} to a folder that holds it, e.g. an unzipped offline bundle")
+        message = (f"{reason}; {where}. Set {OFFLINE_ENV} to a folder that holds {ASSETS[name].filename} "
+                   f"(an unzipped offline bundle)")
         if folder:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
