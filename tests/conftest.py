@@ -30,13 +30,13 @@ def obtain(name: str) -> Path:
         return fetch(name)
     except DownloadError as error:
         reason = str(error).splitlines()[0].rstrip(".")
-        folder = os.environ.get(OFFLINE_ENV)
-        where = f"{OFFLINE_ENV}={folder} holds no good copy" if folder else f"{OFFLINE_ENV} is not set"
-        message = (f"{reason}; {where}. Set {OFFLINE_ENV} to a folder that holds {ASSETS[name].filename} "
-                   f"(an unzipped offline bundle)")
-        if folder:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+    # Outside the except clause, so that the report holds this line only, not the chain of errors behind it.
+    folder = os.environ.get(OFFLINE_ENV)
+    where = f"{OFFLINE_ENV}={folder} holds no good copy" if folder else f"{OFFLINE_ENV} is not set"
+    message = f"{reason}; {where}. Set {OFFLINE_ENV} to a folder that holds {ASSETS[name].filename} (an unzipped offline bundle)"
+    if folder:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
