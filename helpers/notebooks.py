@@ -9,8 +9,8 @@ Infrastructure, not taught in a lesson. A lesson marks itself and its cells:
 Commands (run from anywhere in the checkout):
 
     python -m helpers.notebooks export [NB..]     # rewrite helpers/<module>.py from the lessons
-    python -m helpers.notebooks check             # exit 1 if a module or a bootstrap cell differs from its source
-    python -m helpers.notebooks bootstrap [NB..]  # rewrite the notebooks' first code cell from helpers/bootstrap.py
+    python -m helpers.notebooks check             # exit 1 if a module, a bootstrap cell or badges drifted
+    python -m helpers.notebooks bootstrap [NB..]  # rewrite the first code cell and the badges from helpers/bootstrap.py
     python -m helpers.notebooks run [NB..]        # re-execute notebooks in place, storing outputs
 
 Each command acts on every notebook unless given some.
@@ -19,6 +19,7 @@ Each command acts on every notebook unless given some.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -29,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 EXPORT_MARK = "#| export"
 MODULE_MARK = "#| default_exp"
+BADGE_MARK = "colab-badge.svg"  # the line of a lesson's first markdown cell that holds its badges
+KEPT_CELL_METADATA = ("tags", "cellView", "jupyter")  # tags for nbval; the bootstrap cell's folding
 
 
 def lesson_notebooks() -> list[Path]:
@@ -102,9 +105,7 @@ def export(only: list[Path] | None = None) -> list[Path]:
 
 
 def drift() -> list[str]:
-    """Problems: modules that differ from their notebooks, and bootstrap cells that differ from helpers."""
-    from helpers.bootstrap import notebook_cell
-
+    """Problems: modules that differ from their notebooks, and bootstrap cells or badges that differ from helpers."""
     problems = []
     for notebook, module_file in export_targets().items():
         rel = module_file.relative_to(ROOT)
@@ -116,11 +117,11 @@ def drift() -> list[str]:
                 "then run `python -m helpers.notebooks export`"
             )
     for notebook in all_notebooks():
-        cells = _code_cells(_read(notebook))
-        if not cells or cells[0] != notebook_cell():
+        nb = _read(notebook)
+        if _with_bootstrap(notebook, copy.deepcopy(nb)) != nb:
             problems.append(
-                f"{notebook.relative_to(ROOT)}: the first code cell is not the bootstrap cell; "
-                "run `python -m helpers.notebooks bootstrap`"
+                f"{notebook.relative_to(ROOT)}: the first code cell (or its folding, or the lesson's badges) is not "
+                "what helpers/bootstrap.py makes; run `python -m helpers.notebooks bootstrap`"
             )
     return problems
 
@@ -130,17 +131,45 @@ def _split_lines(text: str) -> list[str]:
     return [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
 
 
-def write_bootstrap_cells(only: list[Path] | None = None) -> list[Path]:
-    """Make every notebook's (or the given notebooks') first code cell the bootstrap cell; return those changed."""
-    from helpers.bootstrap import notebook_cell
+def _with_badges(markdown: str, line: str) -> str:
+    """A lesson's first markdown cell with its badge line replaced by `line` (or added under the title)."""
+    lines = markdown.split("\n")
+    for i, old in enumerate(lines):
+        if BADGE_MARK in old:
+            lines[i] = line
+            return "\n".join(lines)
+    title = next((i for i, old in enumerate(lines) if old.startswith("#")), -1)
+    return "\n".join(lines[:title + 1] + ["", line] + lines[title + 1:])
 
+
+def _with_bootstrap(path: Path, nb: dict) -> dict:
+    """The notebook with the bootstrap cell as its first code cell, folded; a lesson also with its badges."""
+    from helpers.bootstrap import CELL_METADATA, badges, notebook_cell
+
+    first = next((c for c in nb["cells"] if c["cell_type"] == "code"), None)
+    if first is None:
+        first = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": []}
+        nb["cells"].insert(0, first)
+    if _source(first) != notebook_cell():
+        first["source"] = _split_lines(notebook_cell())
+    first["metadata"] = {**first.get("metadata", {}), **CELL_METADATA}
+    if path.resolve() in {p.resolve() for p in lesson_notebooks()}:
+        intro = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+        text = _with_badges(_source(intro), badges(path.relative_to(ROOT).as_posix()))
+        if text != _source(intro):
+            intro["source"] = _split_lines(text)
+    return nb
+
+
+def write_bootstrap_cells(only: list[Path] | None = None) -> list[Path]:
+    """Give every notebook (or the given ones) the bootstrap cell, folded, and each lesson its badges.
+    Returns the notebooks that changed."""
     changed = []
     for path in only or all_notebooks():
         nb = _read(path)
-        first = next(c for c in nb["cells"] if c["cell_type"] == "code")
-        if _source(first) != notebook_cell():
-            first["source"] = _split_lines(notebook_cell())
-            _write(path, nb)
+        updated = _with_bootstrap(path, copy.deepcopy(nb))
+        if updated != nb:
+            _write(path, updated)
             changed.append(path)
     return changed
 
@@ -152,7 +181,7 @@ def clean(nb: dict) -> dict:
         "language_info": {"name": "python"},
     }
     for cell in nb["cells"]:
-        cell["metadata"] = {k: v for k, v in cell.get("metadata", {}).items() if k in ("tags",)}
+        cell["metadata"] = {k: v for k, v in cell.get("metadata", {}).items() if k in KEPT_CELL_METADATA}
         cell.pop("id", None)
     nb["nbformat"], nb["nbformat_minor"] = 4, 4
     return nb
@@ -181,13 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     commands = {
         "export": "rewrite helpers/ modules from the lesson notebooks",
-        "bootstrap": "rewrite the notebooks' first code cell from helpers/bootstrap.py",
+        "bootstrap": "rewrite the notebooks' first code cell and the lessons' badges from helpers/bootstrap.py",
         "run": "re-execute notebooks in place, storing their outputs",
     }
     for name, text in commands.items():
         sub.add_parser(name, help=text).add_argument(
             "notebooks", nargs="*", type=Path, help="notebooks to act on (default: all)")
-    sub.add_parser("check", help="fail if helpers/ or a bootstrap cell drifted from its source")
+    sub.add_parser("check", help="fail if helpers/, a bootstrap cell or a lesson's badges drifted from their source")
     args = parser.parse_args(argv)
     chosen = [p.resolve() for p in getattr(args, "notebooks", [])]
 
