@@ -26,6 +26,7 @@ import importlib.util
 import inspect
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -141,6 +142,7 @@ def unzip_bundle(path, unzip_to=None):
         partial = tempfile.mkdtemp(prefix=".partial-", dir=unzip_to)  # renamed into place once complete
         with zipfile.ZipFile(path) as archive:
             archive.extractall(partial)
+        shutil.rmtree(target, ignore_errors=True)  # what an interrupted older unzip may have left
         os.replace(partial, target)
     return os.path.join(target, BUNDLE_FOLDER)
 
@@ -259,7 +261,7 @@ _CELL = '''\
 #@title Setup {{ display-mode: "form" }}
 # Installs the course on Colab or Kaggle (from an offline bundle when there is one); on your own machine it
 # installs nothing. Generated from helpers/bootstrap.py: edit it there, then `python -m helpers.notebooks bootstrap`.
-import glob, importlib, importlib.util, os, re, subprocess, sys, tempfile, zipfile
+import glob, importlib, importlib.util, os, re, shutil, subprocess, sys, tempfile, zipfile
 REPO, TAG, BUNDLE_FOLDER = {repo!r}, {tag!r}, {bundle_folder!r}
 
 

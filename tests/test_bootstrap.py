@@ -172,7 +172,9 @@ def test_the_cell_installs_from_a_bundle_wherever_it_is(machine, tmp_path, place
 
 
 def test_a_bundle_zip_is_unzipped_once(machine, tmp_path):
-    make_bundle_zip(machine.content / "gptfs-bundle.zip")
+    zip_path = make_bundle_zip(machine.content / "gptfs-bundle.zip")
+    stale = machine.temp / f"gptfs-bundle.zip-{zip_path.stat().st_size}" / BUNDLE_FOLDER / "data"
+    stale.mkdir(parents=True)  # an unzip that was interrupted: no SHA256SUMS
     folder = bootstrap.unzip_bundle(str(machine.content / "gptfs-bundle.zip"), str(machine.temp))
     (Path(folder) / "data" / "marker").write_text("kept")
     assert bootstrap.unzip_bundle(str(machine.content / "gptfs-bundle.zip"), str(machine.temp)) == folder
