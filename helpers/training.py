@@ -210,6 +210,17 @@ def profile(name: str, **overrides) -> tuple[GPTConfig, TrainConfig]:
     return GPTConfig.from_preset(spec["preset"], **model_overrides), train_config
 
 
+PROFILE_ENV = "GPTFS_PROFILE"  # cpu or gpu: which profile the notebooks run, whatever the device
+
+
+def profile_for(device: DeviceChoice) -> str:
+    """The name of the profile to run on this device: GPTFS_PROFILE if set, else gpu on CUDA and cpu elsewhere."""
+    name = os.environ.get(PROFILE_ENV) or ("gpu" if device.device_type == "cuda" else "cpu")
+    if name not in PROFILES:
+        raise ValueError(f"{PROFILE_ENV}={name!r} is not a profile; set it to one of {', '.join(PROFILES)}, or unset it")
+    return name
+
+
 @dataclass
 class TrainingData:
     """The token files of a dataset, opened as memmaps, and what rebuilds its tokenizer."""

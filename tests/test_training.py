@@ -305,3 +305,22 @@ def test_an_out_dir_that_is_a_file_is_a_clear_error(tmp_path):
     (tmp_path / "notes.txt").write_text("not a folder")
     with pytest.raises(ValueError, match="is a file, not a folder"):
         train(TINY, tiny_train(tmp_path, "notes.txt"))
+
+
+def test_profile_for_follows_the_device_unless_gptfs_profile_says_otherwise(monkeypatch):
+    from helpers.device import Capabilities, choose_device
+    from helpers.training import profile_for
+
+    monkeypatch.delenv("GPTFS_PROFILE", raising=False)
+    monkeypatch.delenv("GPTFS_DEVICE", raising=False)
+    cpu = choose_device(caps=Capabilities())
+    t4 = choose_device(caps=Capabilities(cuda=True, cuda_name="Tesla T4", cuda_capability=(7, 5), cuda_count=1,
+                                         cuda_arch_list=("sm_75",)))
+    assert (profile_for(cpu), profile_for(t4)) == ("cpu", "gpu")
+    monkeypatch.setenv("GPTFS_PROFILE", "gpu")  # a patient CPU learner
+    assert profile_for(cpu) == "gpu"
+    monkeypatch.setenv("GPTFS_PROFILE", "cpu")  # a hurried GPU learner
+    assert profile_for(t4) == "cpu"
+    monkeypatch.setenv("GPTFS_PROFILE", "tpu")
+    with pytest.raises(ValueError, match="GPTFS_PROFILE='tpu' is not a profile; set it to one of cpu, gpu"):
+        profile_for(cpu)
