@@ -38,6 +38,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 from helpers.bootstrap import BUNDLE_FOLDER, CHECKPOINT_PATH
 from helpers.downloads import ASSETS, fetch, sha256_of
 from helpers.files import atomic_write
@@ -195,10 +197,11 @@ def bundle_requirements(wheel: Path, extras: tuple[str, ...] = EXTRAS) -> list[s
         raise BundleError(f"{wheel.name} declares no [{', '.join(missing)}] extra (it has: {sorted(declared)})")
     requirements = []
     for line in metadata.get_all("Requires-Dist") or []:
-        requirement, _, marker = (part.strip() for part in line.partition(";"))
-        extra = re.search(r"""extra\s*==\s*['"]([^'"]+)['"]""", marker)
+        parsed = Requirement(line)  # setuptools writes "tiktoken>=0.6.0", "tiktoken >=0.6.0" or "tiktoken (>=0.6.0)"
+        extra = re.search(r"""extra\s*==\s*['"]([^'"]+)['"]""", str(parsed.marker or ""))
         wanted = extra.group(1) in extras if extra else True
-        if wanted and not re.match(r"torch\b", requirement, re.IGNORECASE) and requirement not in requirements:
+        requirement = f"{parsed.name}{parsed.specifier}"
+        if wanted and parsed.name.lower() != "torch" and requirement not in requirements:
             requirements.append(requirement)
     return requirements
 

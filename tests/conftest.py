@@ -29,14 +29,41 @@ def obtain(name: str) -> Path:
     try:
         return fetch(name)
     except DownloadError as error:
-        reason = str(error).splitlines()[0].rstrip(".")
+        reason = str(error)
     # Outside the except clause, so that the report holds this line only, not the chain of errors behind it.
+    stop_without(reason, ASSETS[name].filename)
+
+
+def stop_without(reason: str, filename: str) -> None:
+    """End the test with one line saying which file is missing and how to provide it: a failure when
+    GPTFS_OFFLINE_DIR is set (the copy should be there), a skip when it is not (no network, no copies)."""
     folder = os.environ.get(OFFLINE_ENV)
     where = f"{OFFLINE_ENV}={folder} holds no good copy" if folder else f"{OFFLINE_ENV} is not set"
-    message = f"{reason}; {where}. Set {OFFLINE_ENV} to a folder that holds {ASSETS[name].filename} (an unzipped offline bundle)"
+    message = (f"{reason.splitlines()[0].rstrip('.')}; {where}. Set {OFFLINE_ENV} to a folder that holds "
+               f"{filename} (an unzipped offline bundle)")
     if folder:
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    """A fixture that needs a course file this machine cannot get stops the test with stop_without's line."""
+    try:
+        return (yield)
+    except DownloadError as error:
+        reason = str(error)
+    stop_without(reason, "the course's files")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """So does the test itself: one line, never a traceback deep inside helpers.downloads."""
+    try:
+        return (yield)
+    except DownloadError as error:
+        reason = str(error)
+    stop_without(reason, "the course's files")
 
 
 @pytest.fixture(scope="session")

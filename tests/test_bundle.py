@@ -180,6 +180,9 @@ def test_with_deps_packs_the_notebooks_extra_but_not_torch_or_the_tests(tmp_path
         'pytest>=8.0.0; extra == "test"', 'ipykernel>=6.0.0; extra == "test"'], ["notebooks", "test"])
     assert bundle.bundle_requirements(wheel) == ["tiktoken>=0.6.0", "numpy>=1.24.0", "jupyterlab>=4.0.0",
                                                  "ipykernel>=6.0.0", "transformers>=4.40.0"]
+    older_setuptools = fake_wheel(tmp_path / "older.whl", [  # writes a space, or parentheses, before the version
+        "torch >=2.3.0", "tiktoken >=0.6.0", 'numpy (>=1.24.0)', 'jupyterlab >=4.0.0 ; extra == "notebooks"'], ["notebooks"])
+    assert bundle.bundle_requirements(older_setuptools) == ["tiktoken>=0.6.0", "numpy>=1.24.0", "jupyterlab>=4.0.0"]
     old = fake_wheel(tmp_path / "old.whl", ["torch>=2.2", 'pytest>=8; extra == "test"'], ["test"])
     with pytest.raises(bundle.BundleError, match=r"declares no \[notebooks\] extra"):
         bundle.bundle_requirements(old)

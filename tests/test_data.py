@@ -1,7 +1,6 @@
 """Lesson 02 (helpers/data.py): embeddings, the LM dataset, batches, token files, prepare_shakespeare, the bigram."""
 
 import math
-import os
 import warnings
 
 import numpy as np
@@ -187,9 +186,10 @@ def test_bad_input_raises_a_clear_value_error(call, message):
 
 
 @pytest.fixture
-def data_folder(tmp_path, monkeypatch):
+def data_folder(tmp_path, monkeypatch, offline_dir):
+    """An empty data folder; the files come from offline_dir's verified copies, as from a bundle."""
     monkeypatch.setenv("GPTFS_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("GPTFS_OFFLINE_DIR", os.environ.get("GPTFS_OFFLINE_DIR") or "../shared/offline")
+    monkeypatch.setenv("GPTFS_OFFLINE_DIR", str(offline_dir))
     return tmp_path
 
 
