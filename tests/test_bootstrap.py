@@ -286,7 +286,8 @@ def test_locally_the_cell_installs_nothing_and_prints_the_device(monkeypatch, ca
 @pytest.fixture
 def no_bundle_settings(monkeypatch, tmp_path):
     for name in PLATFORM_ENV:
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded first, so that what setup_notebook() sets is undone after the test
+        monkeypatch.delenv(name)
     monkeypatch.setenv("GPTFS_COLAB_ROOT", str(tmp_path / "no-content"))
     monkeypatch.setenv("GPTFS_KAGGLE_INPUT", str(tmp_path / "no-input"))
 

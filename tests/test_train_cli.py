@@ -17,6 +17,8 @@ import torch
 
 from helpers.training import load_checkpoint
 
+pytestmark = pytest.mark.usefixtures("shakespeare")  # every test here trains on it, most in a subprocess
+
 TINY = ["--vocab_size", "65", "--block_size", "16", "--n_layer", "1", "--n_head", "2", "--n_embd", "16",
         "--dropout", "0.0", "--batch_size", "4", "--warmup_iters", "2", "--eval_interval", "4", "--eval_iters", "2",
         "--log_interval", "1", "--num_threads", "1", "--no-progress", "--device", "cpu"]

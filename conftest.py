@@ -1,4 +1,4 @@
-"""Fixtures shared by the tests.
+"""Fixtures and hooks shared by the tests and the notebooks (nbval).
 
 `offline_dir`: the course's data files, found the way the course finds them (helpers.downloads.fetch:
 the data folder, then GPTFS_OFFLINE_DIR, then the verified download), laid out as an offline folder is.
@@ -14,6 +14,17 @@ from helpers.downloads import ASSETS, OFFLINE_ENV, DownloadError, fetch
 
 COURSE_FILES = ("tinyshakespeare", "gpt2-vocab.bpe", "gpt2-encoder.json")  # what the lessons download
 TIKTOKEN_FILES = ("gpt2-vocab.bpe", "gpt2-encoder.json")  # what tiktoken reads from its cache
+
+
+@pytest.fixture(autouse=True)
+def environment_restored():
+    """Undo whatever a test leaves in os.environ (setup_notebook() sets GPTFS_OFFLINE_DIR, for one), so that
+    no test depends on the order the tests run in."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def offline_path(name: str) -> Path:
@@ -96,3 +107,10 @@ def pytest_collection_modifyitems(config, items):
             for item in notebooks:
                 item.add_marker(pytest.mark.skip(reason=reason))
             return
+
+
+@pytest.fixture(scope="session")
+def shakespeare() -> Path:
+    """Tiny Shakespeare's verified copy, for tests that train in a subprocess (where a DownloadError would be
+    one more line of stderr): without it the test stops at once with the one line of obtain()."""
+    return obtain("tinyshakespeare")
