@@ -61,24 +61,25 @@ def missing_message(reason: str, filename: str) -> str:
             f"{filename} (an unzipped offline bundle)")
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item):
-    """A fixture that needs a course file this machine cannot get stops the test with stop_without's line."""
+def one_line_on_download_error():
+    """The body of the two hook wrappers below: a DownloadError ends the test with stop_without's line."""
     try:
         return (yield)
     except DownloadError as error:
         reason = str(error)
     stop_without(reason, "the course's files")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    """A fixture that needs a course file this machine cannot get stops the test with one line."""
+    return (yield from one_line_on_download_error())
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     """So does the test itself: one line, never a traceback deep inside helpers.downloads."""
-    try:
-        return (yield)
-    except DownloadError as error:
-        reason = str(error)
-    stop_without(reason, "the course's files")
+    return (yield from one_line_on_download_error())
 
 
 @pytest.fixture(scope="session")
