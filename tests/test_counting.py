@@ -1,6 +1,9 @@
 """Lesson 07: parameter, memory and FLOP counts (helpers.counting) against the real models and references."""
 
+import csv
+import io
 import math
+from importlib.resources import files
 
 import pytest
 import torch
@@ -12,6 +15,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from helpers.attention import GPTConfig
 from helpers.block import Block
 from helpers.counting import (
+    _GPU_NAME_PATTERNS,
     COMPONENTS,
     GPU_PEAK_FLOPS,
     activation_bytes,
@@ -26,6 +30,7 @@ from helpers.counting import (
     param_breakdown,
     peak_flops,
     precision_name,
+    read_gpu_peaks,
     training_flops,
     training_memory,
     training_time,
@@ -195,6 +200,14 @@ def test_flops_formula_matches_pytorch_flop_counter():
 def test_gpu_names_match_the_table(name, key):
     assert gpu_model(name) == key
     assert peak_flops(name, "fp32") == GPU_PEAK_FLOPS[key]["fp32"]
+
+
+def test_gpu_peaks_file_is_the_table_with_a_source_per_row():
+    rows = list(csv.DictReader(io.StringIO(files("helpers").joinpath("gpu_peaks.csv").read_text(encoding="utf-8"))))
+    assert [row["gpu"] for row in rows] == list(GPU_PEAK_FLOPS)
+    assert all(row["source"].strip() for row in rows)
+    assert {key for _, key in _GPU_NAME_PATTERNS} == set(GPU_PEAK_FLOPS)  # every row is reachable by name
+    assert read_gpu_peaks("gpu,fp32,tf32,bf16,fp16,source\nX,1.5,,,3,a test\n") == {"X": {"fp32": 1.5e12, "fp16": 3e12}}
 
 
 def test_peak_flops_values_and_unknowns():
