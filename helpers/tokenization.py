@@ -199,37 +199,54 @@ def read_gpt2_files(vocab_bpe_path: str | Path, encoder_json_path: str | Path):
     return byte_ids, merges, special_tokens
 
 
-class BPETokenizer:
-    """A byte-level BPE tokenizer: train it on a text, or load GPT-2's merges; encode, decode, save and load."""
+def build_vocab(
+    byte_ids: Sequence[int], merges: dict[tuple[int, int], int], special_tokens: dict[str, int]
+) -> dict[int, bytes]:
+    """The vocabulary (id -> bytes) of a base table, merges and special tokens; a ValueError if they do not fit."""
+    if sorted(byte_ids) != list(range(256)):
+        raise ValueError("the base table must map the 256 byte values to the ids 0..255, each used once")
+    vocab = {i: bytes([b]) for b, i in enumerate(byte_ids)}
+    for (left, right), new_id in sorted(merges.items(), key=lambda item: item[1]):
+        if left not in vocab or right not in vocab or new_id in vocab:
+            raise ValueError(f"merge {(left, right)} -> {new_id} uses an unknown id or reuses an existing one")
+        vocab[new_id] = vocab[left] + vocab[right]
+    for token, i in special_tokens.items():
+        if i in vocab:
+            raise ValueError(f"special token {token!r} has id {i}, which is already a regular token")
+        vocab[i] = token.encode("utf-8")
+    if sorted(vocab) != list(range(len(vocab))):
+        raise ValueError("token ids must be 0..vocab_size-1 without gaps")
+    return vocab
+
+
+def merge_by_priority(ids: list[int], merges: dict[tuple[int, int], int]) -> list[int]:
+    """Merge the adjacent pair with the lowest priority (the earliest learned), again and again, until none is a merge."""
+    while len(ids) > 1:
+        pair = min(zip(ids, ids[1:]), key=lambda p: merges.get(p, float("inf")))
+        if pair not in merges:
+            break
+        ids = merge(ids, pair, merges[pair])
+    return ids
+
+
+class BPECore:
+    """A byte-level BPE tokenizer: train it on a text or load GPT-2's merges, then encode and decode."""
 
     def __init__(self, pattern: str = GPT2_SPLIT_PATTERN):
         self.pattern = pattern
         self._set_tables(list(range(256)), {}, {})
 
     def _set_tables(self, byte_ids: Sequence[int], merges: dict[tuple[int, int], int], special_tokens: dict[str, int]):
-        """Install the base table, merges and special tokens, and build the id -> bytes vocabulary."""
-        if sorted(byte_ids) != list(range(256)):
-            raise ValueError("the base table must map the 256 byte values to the ids 0..255, each used once")
-        vocab = {i: bytes([b]) for b, i in enumerate(byte_ids)}
-        for (left, right), new_id in sorted(merges.items(), key=lambda item: item[1]):
-            if left not in vocab or right not in vocab or new_id in vocab:
-                raise ValueError(f"merge {(left, right)} -> {new_id} uses an unknown id or reuses an existing one")
-            vocab[new_id] = vocab[left] + vocab[right]
-        for token, i in special_tokens.items():
-            if i in vocab:
-                raise ValueError(f"special token {token!r} has id {i}, which is already a regular token")
-            vocab[i] = token.encode("utf-8")
-        if sorted(vocab) != list(range(len(vocab))):
-            raise ValueError("token ids must be 0..vocab_size-1 without gaps")
+        """Install the base table, the merges and the special tokens, and the vocabulary built from them."""
+        self.vocab = build_vocab(byte_ids, merges, special_tokens)  # id -> bytes
         self.byte_ids, self.merges, self.special_tokens = list(byte_ids), dict(merges), dict(special_tokens)
-        self.vocab = vocab  # id -> bytes
         self._cache: dict[str, list[int]] = {}  # chunk -> ids
 
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
 
-    def train(self, text: str, vocab_size: int, special_tokens: Sequence[str] = ()) -> "BPETokenizer":
+    def train(self, text: str, vocab_size: int, special_tokens: Sequence[str] = ()) -> "BPECore":
         """Learn merges from `text` until there are `vocab_size` tokens (256 bytes + merges + special tokens)."""
         _check_text(text)
         smallest = 256 + len(special_tokens)
@@ -243,47 +260,21 @@ class BPETokenizer:
         self._set_tables(list(range(256)), merges, {t: first_special + k for k, t in enumerate(special_tokens)})
         return self
 
-    def _encode_chunk(self, chunk: str) -> list[int]:
-        """The ids of one chunk: its bytes, merged lowest priority first."""
-        ids = self._cache.get(chunk)
-        if ids is None:
-            ids = [self.byte_ids[b] for b in chunk.encode("utf-8")]
-            while len(ids) > 1:
-                pair = min(zip(ids, ids[1:]), key=lambda p: self.merges.get(p, float("inf")))
-                if pair not in self.merges:
-                    break
-                ids = merge(ids, pair, self.merges[pair])
-            self._cache[chunk] = ids
-        return ids
+    @classmethod
+    def from_gpt2_files(cls, vocab_bpe_path: str | Path, encoder_json_path: str | Path) -> "BPECore":
+        """GPT-2's tokenizer, from its `vocab.bpe` and `encoder.json` files."""
+        tokenizer = cls(GPT2_SPLIT_PATTERN)
+        tokenizer._set_tables(*read_gpt2_files(vocab_bpe_path, encoder_json_path))
+        return tokenizer
 
-    def encode_ordinary(self, text: str) -> list[int]:
-        """Encode `text`, treating special-token strings as ordinary text."""
+    def encode(self, text: str) -> list[int]:
+        """The ids of `text`: each chunk's bytes merged by priority, each distinct chunk encoded only once."""
         ids = []
         for chunk in split_chunks(text, self.pattern):
-            ids.extend(self._encode_chunk(chunk))
+            if chunk not in self._cache:
+                self._cache[chunk] = merge_by_priority([self.byte_ids[b] for b in chunk.encode("utf-8")], self.merges)
+            ids.extend(self._cache[chunk])
         return ids
-
-    def encode(self, text: str, *, allowed_special: str | Collection[str] = frozenset(),
-               disallowed_special: str | Collection[str] = "all") -> list[int]:
-        """Encode `text`; special tokens are handled as in tiktoken (see the lesson)."""
-        _check_text(text)
-        allowed = _special_set(allowed_special, "allowed_special", self.special_tokens)
-        disallowed = _special_set(disallowed_special, "disallowed_special", set(self.special_tokens) - allowed)
-        if disallowed and (found := _special_regex(disallowed).search(text)):
-            raise ValueError(
-                f"the text contains the special token {found.group()!r} at position {found.start()}. "
-                f"To encode it as the special token, pass allowed_special={{{found.group()!r}}}; "
-                "to encode it as ordinary text, pass disallowed_special=()"
-            )
-        allowed &= set(self.special_tokens)  # like tiktoken, names that are not special tokens are ignored here
-        if not allowed:
-            return self.encode_ordinary(text)
-        ids, start = [], 0
-        for found in _special_regex(allowed).finditer(text):
-            ids.extend(self.encode_ordinary(text[start:found.start()]))
-            ids.append(self.special_tokens[found.group()])
-            start = found.end()
-        return ids + self.encode_ordinary(text[start:])
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """The bytes that a sequence of ids stands for."""
@@ -292,6 +283,40 @@ class BPETokenizer:
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
         """The text of a sequence of ids; bytes that are not valid UTF-8 become '\ufffd' (like tiktoken)."""
         return self.decode_bytes(ids).decode("utf-8", errors=errors)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size}, merges={len(self.merges)}, special_tokens={list(self.special_tokens)})"
+
+
+def _special_set(value, name: str, everything: Collection[str]) -> set[str]:
+    """`allowed_special` or `disallowed_special` as a set: "all" means `everything`."""
+    if value == "all":
+        return set(everything)
+    if isinstance(value, str) or not all(isinstance(token, str) for token in value):
+        raise ValueError(f'{name} must be "all" or a collection of token strings such as {{"<|endoftext|>"}}, got {value!r}')
+    return set(value)
+
+
+def _special_regex(tokens: Collection[str]):
+    """A regex matching any of `tokens`, longest first."""
+    return regex.compile("|".join(regex.escape(t) for t in sorted(tokens, key=lambda t: (-len(t), t))))
+
+
+def special_tokens_to_encode(text: str, allowed_special, disallowed_special, special_tokens: dict[str, int]) -> set[str]:
+    """The special tokens to encode as their ids in `text`; a ValueError if `text` holds a disallowed one."""
+    allowed = _special_set(allowed_special, "allowed_special", special_tokens)
+    disallowed = _special_set(disallowed_special, "disallowed_special", set(special_tokens) - allowed)
+    if disallowed and (found := _special_regex(disallowed).search(text)):
+        raise ValueError(
+            f"the text contains the special token {found.group()!r} at position {found.start()}. "
+            f"To encode it as the special token, pass allowed_special={{{found.group()!r}}}; "
+            "to encode it as ordinary text, pass disallowed_special=()"
+        )
+    return allowed & set(special_tokens)  # like tiktoken, names that are not special tokens are ignored here
+
+
+class SaveLoadMixin:
+    """Saving a BPE tokenizer's tables to a JSON file, and loading them back (mixed into BPETokenizer)."""
 
     def save(self, path: str | Path) -> None:
         """Write the tokenizer to a JSON file."""
@@ -319,26 +344,24 @@ class BPETokenizer:
             raise ValueError(f"{path} is not a tokenizer file written by BPETokenizer.save ({error!r})") from None
         return tokenizer
 
-    @classmethod
-    def from_gpt2_files(cls, vocab_bpe_path: str | Path, encoder_json_path: str | Path) -> "BPETokenizer":
-        """GPT-2's tokenizer, from its `vocab.bpe` and `encoder.json` files."""
-        tokenizer = cls(GPT2_SPLIT_PATTERN)
-        tokenizer._set_tables(*read_gpt2_files(vocab_bpe_path, encoder_json_path))
-        return tokenizer
 
-    def __repr__(self) -> str:
-        return f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, special_tokens={list(self.special_tokens)})"
+class BPETokenizer(SaveLoadMixin, BPECore):
+    """BPECore plus special tokens handled as tiktoken handles them, and saving and loading."""
 
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode `text`, treating special-token strings as ordinary text."""
+        return super().encode(text)
 
-def _special_set(value, name: str, everything: Collection[str]) -> set[str]:
-    """`allowed_special` or `disallowed_special` as a set: "all" means `everything`."""
-    if value == "all":
-        return set(everything)
-    if isinstance(value, str) or not all(isinstance(token, str) for token in value):
-        raise ValueError(f'{name} must be "all" or a collection of token strings such as {{"<|endoftext|>"}}, got {value!r}')
-    return set(value)
-
-
-def _special_regex(tokens: Collection[str]):
-    """A regex matching any of `tokens`, longest first."""
-    return regex.compile("|".join(regex.escape(t) for t in sorted(tokens, key=lambda t: (-len(t), t))))
+    def encode(self, text: str, *, allowed_special: str | Collection[str] = frozenset(),
+               disallowed_special: str | Collection[str] = "all") -> list[int]:
+        """Encode `text`; special tokens are handled as in tiktoken (see the lesson's appendix)."""
+        _check_text(text)
+        allowed = special_tokens_to_encode(text, allowed_special, disallowed_special, self.special_tokens)
+        if not allowed:
+            return self.encode_ordinary(text)
+        ids, start = [], 0
+        for found in _special_regex(allowed).finditer(text):
+            ids.extend(self.encode_ordinary(text[start:found.start()]))
+            ids.append(self.special_tokens[found.group()])
+            start = found.end()
+        return ids + self.encode_ordinary(text[start:])

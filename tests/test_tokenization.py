@@ -1,5 +1,6 @@
 """helpers.tokenization against the references: tiktoken's gpt2 encoding, an independent simple trainer, and bad input."""
 
+import json
 from collections import Counter
 
 import pytest
@@ -8,8 +9,10 @@ import regex
 import helpers
 from helpers.tokenization import (
     GPT2_SPLIT_PATTERN,
+    BPECore,
     BPETokenizer,
     CharTokenizer,
+    build_vocab,
     gpt2_byte_to_unicode,
     train_merges,
 )
@@ -166,6 +169,33 @@ def test_trained_tokenizer_special_tokens(text):
     assert 299 not in plain and tok.decode(plain) == "a<|endoftext|>b"
 
 
+# --- the core and the full tokenizer ---
+
+def test_tokenizer_is_the_core_plus_special_tokens_and_saving(text):
+    core = BPECore().train(text[:20_000], vocab_size=300, special_tokens=["<|endoftext|>"])
+    tok = BPETokenizer().train(text[:20_000], vocab_size=300, special_tokens=["<|endoftext|>"])
+    assert isinstance(tok, BPECore) and not hasattr(core, "save")
+    assert core.merges == tok.merges and core.vocab == tok.vocab and core.special_tokens == tok.special_tokens
+    s = "a<|endoftext|>b"
+    assert core.encode(s) == tok.encode_ordinary(s) == tok.encode(s, disallowed_special=())
+    assert 299 not in core.encode(s) and 299 in tok.encode(s, allowed_special="all")
+    assert core.decode(tok.encode(s, allowed_special="all")) == s
+    assert repr(core).startswith("BPECore(vocab_size=300,") and repr(tok).startswith("BPETokenizer(vocab_size=300,")
+
+
+def test_build_vocab_rejects_tables_that_do_not_fit():
+    vocab = build_vocab(list(range(256)), {(104, 105): 256}, {"<|x|>": 257})
+    assert vocab[256] == b"hi" and vocab[257] == b"<|x|>" and len(vocab) == 258
+    with pytest.raises(ValueError, match="base table"):
+        build_vocab([*range(255), 0], {}, {})
+    with pytest.raises(ValueError, match="reuses an existing one"):
+        build_vocab(list(range(256)), {(1, 2): 256, (3, 4): 256}, {})
+    with pytest.raises(ValueError, match="already a regular token"):
+        build_vocab(list(range(256)), {}, {"<|x|>": 5})
+    with pytest.raises(ValueError, match="without gaps"):
+        build_vocab(list(range(256)), {}, {"<|x|>": 300})
+
+
 # --- training ---
 
 def reference_simple_merges(text: str, n_merges: int) -> list[tuple[tuple[int, int], int]]:
@@ -271,6 +301,20 @@ def test_bad_encode_and_decode_input(small_bpe):
         small_bpe.encode("hi", disallowed_special="none")
 
 
+def test_error_messages_say_how_to_fix(small_bpe, gpt2):
+    """The whole message, with its fix, of each error the lesson used to show in a tour."""
+    with pytest.raises(ValueError, match=r"pass allowed_special=\{'<\|endoftext\|>'\}; .* pass disallowed_special=\(\)"):
+        gpt2.encode("hi <|endoftext|>")
+    with pytest.raises(ValueError, match="ask for a smaller vocab_size or train on more text"):
+        BPETokenizer().train("abab", vocab_size=300)
+    with pytest.raises(ValueError, match=r"valid ids are 0\.\.399"):
+        small_bpe.decode([5, 400])
+    with pytest.raises(ValueError, match=r"e\.g\. data\.decode\('utf-8'\)"):
+        small_bpe.encode(b"To be")
+    with pytest.raises(ValueError, match="build the tokenizer from a text that contains it"):
+        CharTokenizer.from_text("abc").encode("naïve")
+
+
 def test_decode_accepts_tensors(small_bpe):
     torch = pytest.importorskip("torch")
     ids = small_bpe.encode("To be, or not to be")
@@ -285,3 +329,13 @@ def test_load_rejects_other_files(tmp_path):
     bad.write_text("not json")
     with pytest.raises(ValueError, match="not a tokenizer file"):
         BPETokenizer.load(bad)
+
+
+def test_load_rejects_tables_that_do_not_fit(small_bpe, tmp_path):
+    path = tmp_path / "tok.json"
+    small_bpe.save(path)
+    state = json.loads(path.read_text(encoding="utf-8"))
+    state["merges"][5][2] = state["merges"][4][2]  # two merges that make the same id
+    path.write_text(json.dumps(state), encoding="utf-8")
+    with pytest.raises(ValueError, match="not a tokenizer file .* reuses an existing one"):
+        BPETokenizer.load(path)
