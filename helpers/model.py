@@ -159,28 +159,9 @@ class GPT(nn.Module):
             raise ValueError(f"targets must have the shape of idx, {tuple(logits.shape[:-1])}, got {shape}")
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten().long(), ignore_index=-1)
 
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, config: GPTConfig | None = None) -> "GPT":
-        """GPT-2's weights in our GPT, in eval mode: a name (gpt2, gpt2-medium, gpt2-large, gpt2-xl),
-        downloaded once and checked; or a model.safetensors file, or a folder holding one (with an
-        optional Hugging Face config.json). `config` overrides the config found or inferred."""
-        from safetensors.torch import load_file
 
-        weights, found = pretrained_files(name_or_path)
-        state_dict = load_file(str(weights))
-        config = config or found or infer_gpt2_config(state_dict)
-        model = cls(config)
-        load_hf_gpt2_state_dict(model, state_dict)
-        return model.eval()
-
-
-GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 SKIPPED_BUFFERS = (".attn.bias", ".attn.masked_bias")  # HF's stored causal masks: constants, not weights
-
-
-class WeightLoadError(ValueError):
-    """A checkpoint does not fit the model: a tensor is missing, unexpected, or of the wrong shape."""
 
 
 def hf_key_to_ours(key: str) -> str | None:
@@ -194,13 +175,28 @@ def hf_key_to_ours(key: str) -> str | None:
 def load_hf_gpt2_state_dict(model: GPT, state_dict: Mapping[str, Tensor]) -> None:
     """Copy a Hugging Face GPT-2 state dict into `model`, transposing HF's Conv1D weights.
 
-    Everything is checked before anything is copied, so a failed load leaves the model as it was."""
-    ours = {name: t for name, t in model.state_dict().items() if name != "lm_head.weight"}
+    Everything is checked (check_checkpoint_fits) before anything is copied, so a failed load leaves the
+    model as it was."""
+    ours = {name: t for name, t in model.state_dict().items() if name != "lm_head.weight"}  # tied to wte
     incoming = {}  # our name -> (HF's name, tensor in our layout)
     for key, tensor in state_dict.items():
         name = hf_key_to_ours(key)
         if name is not None:
             incoming[name] = (key, tensor.t() if key.endswith(CONV1D_WEIGHTS) else tensor)
+    check_checkpoint_fits(ours, incoming, state_dict)
+    with torch.no_grad():
+        for name, (_, tensor) in incoming.items():
+            ours[name].copy_(tensor)
+
+
+class WeightLoadError(ValueError):
+    """A checkpoint does not fit the model: a tensor is missing, unexpected, or of the wrong shape."""
+
+
+def check_checkpoint_fits(ours: Mapping[str, Tensor], incoming: Mapping[str, tuple[str, Tensor]],
+                          state_dict: Mapping[str, Tensor]) -> None:
+    """Raise WeightLoadError unless `incoming` (our name -> (HF's name, tensor in our layout)) holds exactly
+    the model's tensors `ours`, each of its shape, and the checkpoint's lm_head.weight, if any, is its wte."""
     missing = [name for name in ours if name not in incoming]
     if missing:
         raise WeightLoadError(f"the checkpoint has no tensor for {missing[0]} ({len(missing)} missing); is it "
@@ -218,9 +214,9 @@ def load_hf_gpt2_state_dict(model: GPT, state_dict: Mapping[str, Tensor]) -> Non
     head = state_dict.get("lm_head.weight")
     if head is not None and not torch.equal(head, incoming["transformer.wte.weight"][1]):
         raise WeightLoadError("lm_head.weight differs from wte.weight: the checkpoint is not weight-tied, our GPT is")
-    with torch.no_grad():
-        for name, (_, tensor) in incoming.items():
-            ours[name].copy_(tensor)
+
+
+GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 
 
 def config_from_hf(hf: Mapping) -> GPTConfig:
@@ -271,3 +267,20 @@ def pretrained_files(name_or_path: str | Path) -> tuple[Path, GPTConfig | None]:
     config_file = path.parent / "config.json"
     config = config_from_hf(json.loads(config_file.read_text())) if config_file.is_file() else None
     return path, config
+
+
+def from_pretrained(cls, name_or_path: str | Path, config: GPTConfig | None = None) -> GPT:
+    """GPT-2's weights in our GPT, in eval mode: a name (gpt2, gpt2-medium, gpt2-large, gpt2-xl),
+    downloaded once and checked; or a model.safetensors file, or a folder holding one (with an
+    optional Hugging Face config.json). `config` overrides the config found or inferred."""
+    from safetensors.torch import load_file
+
+    weights, found = pretrained_files(name_or_path)
+    state_dict = load_file(str(weights))
+    config = config or found or infer_gpt2_config(state_dict)
+    model = cls(config)
+    load_hf_gpt2_state_dict(model, state_dict)
+    return model.eval()
+
+
+GPT.from_pretrained = classmethod(from_pretrained)  # attach to the class above, as from_preset was to GPTConfig
