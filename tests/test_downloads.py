@@ -114,17 +114,19 @@ def test_unknown_asset_lists_the_known_ones():
         fetch("shakespeare")
 
 
-def test_real_assets_fetch_and_verify(monkeypatch, tmp_path):
-    """The three real files, through the real code, from the offline copies CI points at."""
+def test_real_assets_fetch_and_verify(monkeypatch, tmp_path, offline_dir):
+    """The three real files, through the real code, into an empty data folder from an offline folder."""
     monkeypatch.setenv("GPTFS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("GPTFS_OFFLINE_DIR", str(offline_dir))
     text = fetch("tinyshakespeare").read_text(encoding="utf-8")
     assert len(text) == 1_115_394
     assert fetch("gpt2-vocab.bpe").read_text(encoding="utf-8").count("\n") >= 50_000
     assert fetch("gpt2-encoder.json").stat().st_size > 1_000_000
 
 
-def test_gpt2_tiktoken_works_from_our_verified_copies(monkeypatch, tmp_path):
+def test_gpt2_tiktoken_works_from_our_verified_copies(monkeypatch, tmp_path, offline_dir):
     monkeypatch.setenv("GPTFS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("GPTFS_OFFLINE_DIR", str(offline_dir))
     monkeypatch.delenv("TIKTOKEN_CACHE_DIR", raising=False)
     enc = downloads.gpt2_tiktoken()
     assert enc.n_vocab == 50257
