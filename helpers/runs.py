@@ -11,6 +11,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from helpers import bootstrap
+
 RUNS_ENV = "GPTFS_RUNS_DIR"  # a folder for the lessons' runs, instead of runs/ beside the notebook
 COLAB_DRIVE = Path("/content/drive")  # where Colab mounts Google Drive
 DRIVE_FOLDER = Path("MyDrive") / "gpt-from-scratch" / "runs"  # the runs' folder inside Drive
@@ -52,9 +54,7 @@ def find_checkpoint(run_names: Sequence[str], runs: Path | None = None,
     if (mount_point / "MyDrive").is_dir():
         folders.append(mount_point / DRIVE_FOLDER)
     candidates = [folder / name / "ckpt.pt" for folder in folders for name in run_names]
-    from helpers.bootstrap import bundle_checkpoint
-
-    bundled = bundle_checkpoint()
+    bundled = bootstrap.bundle_checkpoint()
     candidates += [Path(bundled)] if bundled else []
     candidates += [CHECKOUT / "runs" / name / "ckpt.pt" for name in ("gpu", "cpu")]
     return next((path for path in candidates if path.is_file()), None)
