@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from helpers.training import profile, train  # noqa: E402
+from helpers.engine import profile, train  # noqa: E402
 
 
 def parse_overrides(pairs: list[str]) -> dict:

@@ -26,15 +26,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from helpers.attention import GPTConfig  # noqa: E402
+from helpers.engine import profile  # noqa: E402
 from helpers.model import GPT  # noqa: E402
-from helpers.training import PROFILES, configure_optimizer  # noqa: E402
+from helpers.training import configure_optimizer  # noqa: E402
+
+CPU_MODEL, CPU_TRAIN = profile("cpu")
 
 SHAPES = {
     # nanoGPT's README CPU recipe ("baby" GPT)
     "baby": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12),
     # our CPU profile
-    "cpu-profile": dict(**{k: PROFILES["cpu"]["model"][k] for k in ("n_layer", "n_head", "n_embd", "block_size")},
-                        batch_size=PROFILES["cpu"]["train"]["batch_size"]),
+    "cpu-profile": dict(n_layer=CPU_MODEL.n_layer, n_head=CPU_MODEL.n_head, n_embd=CPU_MODEL.n_embd,
+                        block_size=CPU_MODEL.block_size, batch_size=CPU_TRAIN.batch_size),
 }
 
 

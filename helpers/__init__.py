@@ -5,8 +5,9 @@ Lesson modules are generated from the notebooks (see helpers/notebooks.py);
 infrastructure modules are written by hand. This file only re-exports names,
 lesson by lesson, so that `from helpers import GPT, GPTConfig` works.
 
-The command-line tools (`python -m helpers.train`, `generate`, `export`) are
-run, never imported: `helpers.train` and `helpers.generate` are the functions.
+Above the lessons sits the training engine (helpers/engine.py, checkpoint.py,
+distributed.py), written by hand; its public names are re-exported at the end.
+The command line is `python -m helpers COMMAND` (helpers/cli.py).
 """
 
 try:
@@ -41,8 +42,8 @@ try:
     # Lesson 05: the transformer block
     from helpers.block import Block
 
-    # Lesson 06: the full GPT (importing it also adds GPTConfig.from_preset)
-    from helpers.model import GPT, PRESETS, WeightLoadError, load_hf_gpt2_state_dict
+    # Lesson 06: the full GPT
+    from helpers.model import GPT, PRESETS, WeightLoadError, load_hf_gpt2_state_dict, preset
 
     # Lesson 07: parameter counting
     from helpers.counting import (
@@ -58,23 +59,14 @@ try:
     )
 
     # Lesson 08: training
-    from helpers.training import (
-        PROFILES,
-        CheckpointError,
-        History,
-        NonFiniteLossError,
-        TrainConfig,
-        configure_optimizer,
-        estimate_loss,
-        get_lr,
-        load_checkpoint,
-        load_trained,
-        save_checkpoint,
-        train,
-    )
+    from helpers.training import configure_optimizer, cross_entropy, estimate_loss, get_lr, train_step
 
     # Lesson 09: generation
     from helpers.generation import KVCache, generate, stream
+
+    # The training engine, above the lessons
+    from helpers.checkpoint import CheckpointError, load_checkpoint, load_trained, save_checkpoint
+    from helpers.engine import PROFILES, History, NonFiniteLossError, TrainConfig, profile, train
 except ModuleNotFoundError as error:  # a dependency is missing: say how to fix it
     if (error.name or "").startswith("helpers"):
         raise
@@ -99,13 +91,15 @@ __all__ = [
     # 05
     "Block",
     # 06
-    "GPT", "PRESETS", "WeightLoadError", "load_hf_gpt2_state_dict",
+    "GPT", "PRESETS", "WeightLoadError", "load_hf_gpt2_state_dict", "preset",
     # 07
     "GPU_PEAK_FLOPS", "count_params", "flops_per_token", "mfu", "param_breakdown", "peak_flops",
     "training_memory", "training_time", "weight_bytes",
     # 08
-    "PROFILES", "CheckpointError", "History", "NonFiniteLossError", "TrainConfig", "configure_optimizer",
-    "estimate_loss", "get_lr", "load_checkpoint", "load_trained", "save_checkpoint", "train",
+    "configure_optimizer", "cross_entropy", "estimate_loss", "get_lr", "train_step",
     # 09
     "KVCache", "generate", "stream",
+    # the engine
+    "CheckpointError", "load_checkpoint", "load_trained", "save_checkpoint",
+    "PROFILES", "History", "NonFiniteLossError", "TrainConfig", "profile", "train",
 ]

@@ -41,10 +41,10 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from helpers.bootstrap import BUNDLE_FOLDER, CHECKPOINT_PATH
+from helpers.checkpoint import CheckpointError, load_checkpoint
 from helpers.downloads import ASSETS, fetch, sha256_of
 from helpers.files import atomic_write
 from helpers.notebooks import ROOT, all_notebooks
-from helpers.training import CheckpointError, load_checkpoint
 
 FOLDER = BUNDLE_FOLDER  # the one top-level folder in the zip
 COURSE_ASSETS = ("tinyshakespeare", "gpt2-vocab.bpe", "gpt2-encoder.json")
@@ -116,7 +116,7 @@ jupyter lab notebooks
 
 The notebooks need no setting: opened from `notebooks/` here, they find `data/`, `tiktoken_cache/` and
 `{checkpoint_path}` beside them (each file checked against its sha256). Other programs (the doctor,
-`python -m helpers.train`) use them when `GPTFS_OFFLINE_DIR` names this folder, as above.
+`python -m helpers train`) use them when `GPTFS_OFFLINE_DIR` names this folder, as above.
 
 ## On Colab
 
@@ -289,7 +289,7 @@ def make_bundle(out: str | Path, checkpoint: str | Path | None = None, with_deps
         raise ValueError(f"the bundle is a zip file: name it something.zip, not {out.name}")
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None and not checkpoint.exists():
-        raise ValueError(f"no checkpoint at {checkpoint}; train one first (python -m helpers.train --out DIR)")
+        raise ValueError(f"no checkpoint at {checkpoint}; train one first (python -m helpers train --out DIR)")
     if with_deps:
         check_targets(platforms, pythons)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -310,7 +310,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.bundle", description=__doc__.split("\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m helpers bundle", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.split("\n")[6:20]))
     parser.add_argument("out", metavar="OUT.zip", help="the zip file to write")

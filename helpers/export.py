@@ -1,6 +1,6 @@
 """Export a trained checkpoint as a Hugging Face GPT-2 model: model.safetensors plus config.json.
 
-    python -m helpers.export --ckpt runs/cpu/ckpt.pt --out exported/cpu
+    python -m helpers export --ckpt runs/cpu/ckpt.pt --out exported/cpu
     # then, in Python: transformers.GPT2LMHeadModel.from_pretrained("exported/cpu")
 
 Our module names are GPT-2's, so the state dict keys are Hugging Face's already (helpers.model.hf_key_to_ours
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
+from helpers.checkpoint import load_checkpoint
 from helpers.model import CONV1D_WEIGHTS, hf_key_to_ours
-from helpers.training import load_checkpoint
 
 # How each GPTConfig field is written in GPT-2's config (None: the field has no counterpart in the file).
 ACTIVATIONS = {"tanh": "gelu_new", "none": "gelu"}  # gelu_approximate -> activation_function
@@ -78,8 +78,8 @@ def hf_state_dict(state: dict[str, torch.Tensor], model_config: dict) -> dict[st
     return out
 
 
-def export(ckpt: str | Path, out_dir: str | Path) -> Path:
-    """Write out_dir/model.safetensors and out_dir/config.json from a checkpoint of helpers.training.train."""
+def export_hf(ckpt: str | Path, out_dir: str | Path) -> Path:
+    """Write out_dir/model.safetensors and out_dir/config.json from a checkpoint of helpers.engine.train."""
     from safetensors.torch import save_file
 
     state = load_checkpoint(ckpt)
@@ -93,12 +93,12 @@ def export(ckpt: str | Path, out_dir: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.export", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m helpers export", description=__doc__.split("\n")[0])
     parser.add_argument("--ckpt", required=True, help="a checkpoint (ckpt.pt) or a run folder holding one")
     parser.add_argument("--out", required=True, help="the folder to write model.safetensors and config.json to")
     args = parser.parse_args(argv)
     try:
-        out = export(args.ckpt, args.out)
+        out = export_hf(args.ckpt, args.out)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -91,7 +91,7 @@ def export_targets() -> dict[Path, Path]:
     return targets
 
 
-def export(only: list[Path] | None = None) -> list[Path]:
+def export_modules(only: list[Path] | None = None) -> list[Path]:
     """Write every lesson's module (or only those of the notebooks given); return the files that changed."""
     changed = []
     for notebook, module_file in export_targets().items():
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [p.resolve() for p in getattr(args, "notebooks", [])]
 
     if args.command == "export":
-        for path in export(chosen):
+        for path in export_modules(chosen):
             print(f"wrote {path.relative_to(ROOT)}")
         return 0
     if args.command == "bootstrap":

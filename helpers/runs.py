@@ -16,7 +16,7 @@ from helpers import bootstrap
 RUNS_ENV = "GPTFS_RUNS_DIR"  # a folder for the lessons' runs, instead of runs/ beside the notebook
 COLAB_DRIVE = Path("/content/drive")  # where Colab mounts Google Drive
 DRIVE_FOLDER = Path("MyDrive") / "gpt-from-scratch" / "runs"  # the runs' folder inside Drive
-CHECKOUT = Path(__file__).resolve().parent.parent  # a clone of the course (where `python -m helpers.train` runs)
+CHECKOUT = Path(__file__).resolve().parent.parent  # a clone of the course (where `python -m helpers train` runs)
 
 
 def mount_drive(mount_point: Path = COLAB_DRIVE) -> Path:
@@ -49,7 +49,7 @@ def find_checkpoint(run_names: Sequence[str], runs: Path | None = None,
     """The first checkpoint that exists, looking in this order:
     - each named run in `runs` (default: runs_dir()), then in the runs on Google Drive if it is mounted;
     - the checkpoint of an offline bundle that this notebook runs in or has attached;
-    - the runs `python -m helpers.train --out runs/gpu` (or runs/cpu) made in the course's checkout."""
+    - the runs `python -m helpers train --out runs/gpu` (or runs/cpu) made in the course's checkout."""
     folders = [runs if runs is not None else runs_dir()]
     if (mount_point / "MyDrive").is_dir():
         folders.append(mount_point / DRIVE_FOLDER)

@@ -53,8 +53,8 @@ class _Venv(venv.EnvBuilder):
 def tiny_checkpoint(path: Path, text: str) -> Path:
     """A small checkpoint in train()'s format, standing in for a trained Shakespeare model."""
     from helpers.attention import GPTConfig
+    from helpers.checkpoint import FORMAT, save_checkpoint
     from helpers.model import GPT
-    from helpers.training import FORMAT, save_checkpoint
 
     config = GPTConfig(vocab_size=65, block_size=16, n_layer=1, n_head=2, n_embd=16, dropout=0.0)
     chars = sorted(set(text))

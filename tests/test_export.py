@@ -1,4 +1,4 @@
-"""python -m helpers.export: a trained checkpoint as a Hugging Face GPT-2 model (model.safetensors + config.json)."""
+"""python -m helpers export: a trained checkpoint as a Hugging Face GPT-2 model (model.safetensors + config.json)."""
 
 import dataclasses
 import json
@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from helpers.attention import GPTConfig
-from helpers.export import ExportError, export, hf_config, main
-from helpers.training import CHECKPOINT, TrainConfig, load_checkpoint, load_trained, save_checkpoint, train
+from helpers.checkpoint import CHECKPOINT, load_checkpoint, load_trained, save_checkpoint
+from helpers.engine import TrainConfig, train
+from helpers.export import ExportError, export_hf, hf_config, main
 
 transformers = pytest.importorskip("transformers")
 
@@ -41,11 +42,11 @@ def test_transformers_loads_the_export_and_gives_the_same_logits(tmp_path, field
 
 def test_command_line(tmp_path):
     ckpt = trained(tmp_path)
-    result = subprocess.run([sys.executable, "-m", "helpers.export", "--ckpt", str(ckpt.parent),
+    result = subprocess.run([sys.executable, "-m", "helpers", "export", "--ckpt", str(ckpt.parent),
                              "--out", str(tmp_path / "hf")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "hf" / "model.safetensors").is_file()
-    result = subprocess.run([sys.executable, "-m", "helpers.export", "--help"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "helpers", "export", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--ckpt" in result.stdout
 
 
@@ -67,4 +68,4 @@ def test_untied_head_is_refused(tmp_path):
     state["model"]["lm_head.weight"] = state["model"]["lm_head.weight"].clone() + 1
     save_checkpoint(ckpt, state)
     with pytest.raises(ExportError, match="lm_head.weight differs"):
-        export(ckpt, tmp_path / "hf")
+        export_hf(ckpt, tmp_path / "hf")

@@ -1,4 +1,4 @@
-"""`python -m helpers.generate`: streams a checkpoint's continuation of a prompt to stdout."""
+"""`python -m helpers generate`: streams a checkpoint's continuation of a prompt to stdout."""
 
 import runpy
 import subprocess
@@ -7,9 +7,10 @@ import sys
 import pytest
 import torch
 
+from helpers.checkpoint import load_trained
+from helpers.engine import TrainConfig, train
 from helpers.generation import generate
 from helpers.model import GPTConfig
-from helpers.training import TrainConfig, load_trained, train
 
 TINY = GPTConfig(vocab_size=65, block_size=16, n_layer=1, n_head=2, n_embd=16, dropout=0.0)
 
@@ -29,16 +30,16 @@ def checkpoint(tmp_path_factory):
 
 
 def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run the CLI in this process, as `python -m helpers.generate ARGS` would."""
-    monkeypatch.setattr(sys, "argv", ["helpers.generate", *args])
+    """Run the CLI in this process, as `python -m helpers generate ARGS` would."""
+    monkeypatch.setattr(sys, "argv", ["python -m helpers", "generate", *args])
     with pytest.raises(SystemExit) as exit_info:
-        runpy.run_module("helpers.generate", run_name="__main__")
+        runpy.run_module("helpers", run_name="__main__")
     out, err = capsys.readouterr()
     return exit_info.value.code, out, err
 
 
 def test_greedy_output_is_the_prompt_and_generate_s_continuation(checkpoint):
-    result = subprocess.run([sys.executable, "-m", "helpers.generate", "--ckpt", str(checkpoint), "--prompt", "ROMEO:",
+    result = subprocess.run([sys.executable, "-m", "helpers", "generate", "--ckpt", str(checkpoint), "--prompt", "ROMEO:",
                              "--max-new-tokens", "25", "--temperature", "0", "--device", "cpu"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -80,7 +81,7 @@ def test_bad_input_is_one_clear_line(checkpoint, monkeypatch, capsys, args, mess
 
 def test_a_missing_checkpoint_says_how_to_make_one(tmp_path, monkeypatch, capsys):
     code, _, err = run_cli(monkeypatch, capsys, "--ckpt", str(tmp_path / "nothing"), "--prompt", "x")
-    assert code == 2 and "no checkpoint" in err and "python -m helpers.train" in err
+    assert code == 2 and "no checkpoint" in err and "python -m helpers train" in err
 
 
 def test_gpt2_weights_that_cannot_be_had_are_one_clear_line(tmp_path, monkeypatch, capsys):
@@ -111,3 +112,11 @@ def test_a_checkpoint_with_a_padded_vocabulary_writes_only_decodable_tokens(tmp_
                               "--temperature", "1.5", "--device", "cpu")
     assert code == 0, err
     assert len(text) == len("ROMEO:") + 30 + 1 and set(text) <= set(tokenizer.chars)
+
+
+def test_the_command_line_lists_its_commands_and_refuses_an_unknown_one():
+    result = subprocess.run([sys.executable, "-m", "helpers", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert all(f"python -m helpers {command}" in result.stdout for command in ("train", "generate", "export", "doctor", "bundle"))
+    result = subprocess.run([sys.executable, "-m", "helpers", "sample"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "unknown command 'sample'" in result.stderr

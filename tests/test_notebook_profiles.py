@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from helpers.training import load_checkpoint
+from helpers.checkpoint import load_checkpoint
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 CAP = dict(max_iters=2, eval_interval=2, eval_iters=2, log_interval=1, warmup_iters=1, batch_size=8)
@@ -24,9 +24,9 @@ CAP_MODEL = dict(n_layer=2, n_head=2, n_embd=64)
 def run_notebook(path: Path) -> nbformat.NotebookNode:
     """Execute a notebook in its folder, with the gpu profile capped by a cell after the bootstrap cell."""
     nb = nbformat.read(path, as_version=4)
-    cap = (f"import helpers.training  # test only: a few steps of a narrower model\n"
-           f"helpers.training.PROFILES['gpu']['train'].update({CAP!r})\n"
-           f"helpers.training.PROFILES['gpu']['model'].update({CAP_MODEL!r})")
+    cap = (f"import helpers.engine  # test only: a few steps of a narrower model\n"
+           f"helpers.engine.PROFILES['gpu']['train'].update({CAP!r})\n"
+           f"helpers.engine.PROFILES['gpu']['model'].update({CAP_MODEL!r})")
     nb.cells.insert(2, nbformat.v4.new_code_cell(cap))
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     return nb

@@ -1,7 +1,6 @@
-"""python -m helpers.train: the command line over helpers.training, and DDP through torchrun (gloo, 2 CPU processes).
+"""`python -m helpers train`: the command line over helpers.engine, and DDP through torchrun (gloo, 2 CPU processes).
 
-`helpers.train` is also the name of the train() function in helpers/__init__.py, so the command line is run
-as a subprocess or with runpy, never imported.
+The command line is run as a subprocess, or in this process with runpy, as `python -m helpers` runs it.
 """
 
 import json
@@ -15,7 +14,7 @@ import time
 import pytest
 import torch
 
-from helpers.training import load_checkpoint
+from helpers.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("shakespeare")  # every test here trains on it, most in a subprocess
 
@@ -26,7 +25,7 @@ TINY = ["--vocab_size", "65", "--block_size", "16", "--n_layer", "1", "--n_head"
 
 def run_cli(*args, timeout=120):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "helpers.train", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "helpers", "train", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
 
 
@@ -36,9 +35,9 @@ def logged_losses(run_dir) -> list[float]:
 
 
 def run_main(monkeypatch, *args) -> int:
-    monkeypatch.setattr(sys, "argv", ["python -m helpers.train", *args])
+    monkeypatch.setattr(sys, "argv", ["python -m helpers", "train", *args])
     with pytest.raises(SystemExit) as done:
-        runpy.run_module("helpers.train", run_name="__main__")
+        runpy.run_module("helpers", run_name="__main__")
     return done.value.code
 
 
@@ -79,12 +78,12 @@ def test_unknown_profile_is_refused():
     assert result.returncode == 2 and "invalid choice: 'tpu'" in result.stderr
 
 
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "helpers.train"]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "helpers", "train"]
 TORCHRUN_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
 
 def run_ddp(*args, timeout=120):
-    """python -m helpers.train ARGS on two gloo processes, as torchrun starts them."""
+    """python -m helpers train ARGS on two gloo processes, as torchrun starts them."""
     return subprocess.run([*TORCHRUN, *args], capture_output=True, text=True, timeout=timeout, env=TORCHRUN_ENV)
 
 
