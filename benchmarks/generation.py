@@ -20,7 +20,7 @@ import time
 import torch
 
 from helpers.generation import decoding_layout, generate
-from helpers.model import GPT, GPTConfig, load_hf_gpt2_state_dict
+from helpers.model import GPT, load_hf_gpt2_state_dict, preset
 
 
 def timed(fn) -> tuple[float, torch.Tensor]:
@@ -48,10 +48,10 @@ def main() -> None:
     hf = GPT2LMHeadModel(GPT2Config(n_layer=12, n_head=12, n_embd=768, vocab_size=50257, n_positions=1024)).eval()
     hf.generation_config.eos_token_id = None  # never stop early: every run makes exactly --new tokens
     hf.generation_config.pad_token_id = 0
-    ours = GPT(GPTConfig.from_preset("gpt2"))
+    ours = GPT(preset("gpt2"))
     load_hf_gpt2_state_dict(ours, hf.state_dict())
     ours.eval()
-    fast = decoding_layout(GPT(GPTConfig.from_preset("gpt2")))  # the same weights, stored in (in, out) order
+    fast = decoding_layout(GPT(preset("gpt2")))  # the same weights, stored in (in, out) order
     load_hf_gpt2_state_dict(fast, hf.state_dict())
     fast.eval()
     prompt = torch.randint(0, 50257, (1, args.prompt), generator=torch.Generator().manual_seed(0))

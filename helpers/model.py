@@ -24,7 +24,7 @@ PRESETS: dict[str, dict] = {
     # 2 blocks of GPT-2 medium's width, decoded greedily by argmax; n_head=16 (head_size 64) is our choice
     "smallgpt": dict(vocab_size=50257, block_size=1024, n_layer=2, n_head=16, n_embd=1024),
     # GPT-2 small's shape with the vocabulary padded from 50257 to 50304, a multiple of 64
-    "pico": dict(vocab_size=50304, block_size=1024, n_layer=12, n_head=12, n_embd=768),
+    "gpt2-padded": dict(vocab_size=50304, block_size=1024, n_layer=12, n_head=12, n_embd=768),
     # character-level (Tiny Shakespeare's 65 characters), 8 blocks of width 384
     "minigpt-13m": dict(vocab_size=65, block_size=256, n_layer=8, n_head=6, n_embd=384),
     # nanoGPT's Shakespeare-char model: 10,770,816 parameters with weight tying
@@ -39,18 +39,15 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def from_preset(cls, name: str, **overrides) -> GPTConfig:
+def preset(name: str, **overrides) -> GPTConfig:
     """The GPTConfig of a named model in PRESETS, with any fields replaced by `overrides`."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; the presets are: {', '.join(PRESETS)}")
-    fields = [field.name for field in dataclasses.fields(cls)]
+    fields = [field.name for field in dataclasses.fields(GPTConfig)]
     unknown = [key for key in overrides if key not in fields]
     if unknown:
         raise ValueError(f"GPTConfig has no field {unknown[0]!r}; overrides must be among: {', '.join(fields)}")
-    return cls(**{**PRESETS[name], **overrides})
-
-
-GPTConfig.from_preset = classmethod(from_preset)  # attach to lesson 03's class, as nbdev's @patch does
+    return GPTConfig(**{**PRESETS[name], **overrides})
 
 
 INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
@@ -257,7 +254,7 @@ def pretrained_files(name_or_path: str | Path) -> tuple[Path, GPTConfig | None]:
         if len(asset.sha256) != 64:  # never download what we cannot verify
             raise DownloadError(f"the sha256 of {asset.url} is not recorded in helpers/downloads.py yet, so it is not "
                                 f"downloaded unchecked; download it yourself and pass its path to GPT.from_pretrained")
-        return fetch(asset.name), GPTConfig.from_preset(str(name_or_path))
+        return fetch(asset.name), preset(str(name_or_path))
     path = Path(name_or_path)
     if path.is_dir():
         path = path / "model.safetensors"
@@ -283,4 +280,4 @@ def from_pretrained(cls, name_or_path: str | Path, config: GPTConfig | None = No
     return model.eval()
 
 
-GPT.from_pretrained = classmethod(from_pretrained)  # attach to the class above, as from_preset was to GPTConfig
+GPT.from_pretrained = classmethod(from_pretrained)  # GPT is this lesson's class: finished here, after its helpers

@@ -36,7 +36,7 @@ from helpers.counting import (
     training_time,
     weight_bytes,
 )
-from helpers.model import GPT, PRESETS
+from helpers.model import GPT, PRESETS, preset
 
 TINY = GPTConfig(vocab_size=10, block_size=4, n_layer=1, n_head=2, n_embd=4)
 
@@ -52,7 +52,7 @@ def numel(model: nn.Module) -> int:
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_formula_equals_numel_for_every_preset(name):
-    config = GPTConfig.from_preset(name)
+    config = preset(name)
     model = on_meta(config)
     assert count_params(config) == numel(model)
     assert param_breakdown(config) == model_breakdown(model)
@@ -60,7 +60,7 @@ def test_formula_equals_numel_for_every_preset(name):
 
 @pytest.mark.parametrize("name", ["gpt2", "shakespeare-char", "smallgpt"])
 def test_breakdown_sums_to_total_and_has_every_component(name):
-    config = GPTConfig.from_preset(name)
+    config = preset(name)
     for tied in (True, False):
         parts = param_breakdown(config, tied=tied)
         assert tuple(parts) == COMPONENTS
@@ -72,10 +72,10 @@ def test_gpt2_sizes_equal_hugging_face():
     # The sizes of HF's GPT2LMHeadModel for the four OpenAI checkpoints, as published on their model pages...
     published = {"gpt2": 124_439_808, "gpt2-medium": 354_823_168, "gpt2-large": 774_030_080, "gpt2-xl": 1_557_611_200}
     for name, size in published.items():
-        assert count_params(GPTConfig.from_preset(name)) == size
+        assert count_params(preset(name)) == size
     # ... and counted from HF's own model, built on the meta device (no memory)
     for name in ("gpt2", "gpt2-medium"):
-        config = GPTConfig.from_preset(name)
+        config = preset(name)
         hf_config = GPT2Config(vocab_size=config.vocab_size, n_positions=config.block_size, n_embd=config.n_embd,
                                n_layer=config.n_layer, n_head=config.n_head)
         with torch.device("meta"):
@@ -93,9 +93,9 @@ def test_untied_count_matches_hugging_face_without_tying():
 
 def test_tied_vs_untied_difference_is_vocab_times_width():
     for name in ("gpt2", "shakespeare-char", "smallgpt"):
-        config = GPTConfig.from_preset(name)
+        config = preset(name)
         assert count_params(config, tied=False) - count_params(config) == config.vocab_size * config.n_embd
-    config = GPTConfig.from_preset("gpt2")
+    config = preset("gpt2")
     model = on_meta(config)
     model.lm_head.weight = nn.Parameter(torch.empty_like(model.transformer.wte.weight))  # untie it
     assert numel(model) == count_params(config, tied=False)
@@ -104,9 +104,9 @@ def test_tied_vs_untied_difference_is_vocab_times_width():
 
 @pytest.mark.parametrize("name", ["gpt2", "shakespeare-char", "cpu"])
 def test_bias_false_counts(name):
-    config = GPTConfig.from_preset(name, bias=False)
+    config = preset(name, bias=False)
     assert count_params(config) == numel(on_meta(config))
-    with_bias = GPTConfig.from_preset(name)
+    with_bias = preset(name)
     # 11·d per block (3d + d + 4d + d Linear biases, 2d LayerNorm shifts) and d for ln_f
     assert count_params(with_bias) - count_params(config) == 11 * config.n_embd * config.n_layer + config.n_embd
 
@@ -124,9 +124,9 @@ def test_tiny_model_by_hand():
 
 
 def test_references_stated_sizes():
-    char = GPTConfig.from_preset("shakespeare-char")
+    char = preset("shakespeare-char")
     assert count_params(char) == 10_770_816
-    no_bias = GPTConfig.from_preset("shakespeare-char", bias=False)
+    no_bias = preset("shakespeare-char", bias=False)
     nanogpt = count_params(no_bias) - param_breakdown(no_bias)["wpe"]  # nanoGPT: bias=False, wpe not counted
     assert f"{nanogpt / 1e6:.2f}M" == "10.65M"
 
@@ -226,7 +226,7 @@ def test_peak_flops_values_and_unknowns():
 
 
 def test_mfu_and_training_time():
-    config = GPTConfig.from_preset("gpt2")
+    config = preset("gpt2")
     peak = peak_flops("NVIDIA A100-SXM4-40GB", "bf16")
     tokens_per_second = 0.5 * peak / flops_per_token(config)
     assert mfu(tokens_per_second, config, "NVIDIA A100-SXM4-40GB", torch.bfloat16) == pytest.approx(0.5)
@@ -241,7 +241,7 @@ def test_mfu_and_training_time():
 
 
 def test_bad_inputs_raise_value_error():
-    config = GPTConfig.from_preset("gpt2")
+    config = preset("gpt2")
     with pytest.raises(ValueError, match="tokens"):
         training_flops(config, -1)
     with pytest.raises(ValueError, match="tokens"):

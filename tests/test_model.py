@@ -20,6 +20,7 @@ from helpers.model import (
     config_from_hf,
     hf_key_to_ours,
     load_hf_gpt2_state_dict,
+    preset,
 )
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -240,12 +241,12 @@ def test_bad_input(idx, match):
 
 
 def test_every_preset_builds_a_valid_config():
-    assert {"smallgpt", "pico", "minigpt-13m", "shakespeare-char", "cpu", "gpt2", "gpt2-medium", "gpt2-large",
+    assert {"smallgpt", "gpt2-padded", "minigpt-13m", "shakespeare-char", "cpu", "gpt2", "gpt2-medium", "gpt2-large",
             "gpt2-xl"} <= set(PRESETS)
     fields = {f.name for f in dataclasses.fields(GPTConfig)}
     for name, values in PRESETS.items():
         assert set(values) <= fields, name
-        config = GPTConfig.from_preset(name)
+        config = preset(name)
         assert isinstance(config, GPTConfig)
         with torch.device("meta"):
             GPT(config)  # builds, shapes only
@@ -255,39 +256,45 @@ def test_preset_values():
     gpt2_shapes = {"gpt2": (12, 12, 768), "gpt2-medium": (24, 16, 1024), "gpt2-large": (36, 20, 1280),
                    "gpt2-xl": (48, 25, 1600)}
     for name, shape in gpt2_shapes.items():
-        c = GPTConfig.from_preset(name)
+        c = preset(name)
         assert (c.n_layer, c.n_head, c.n_embd, c.vocab_size, c.block_size) == (*shape, 50257, 1024)
         assert c.bias and c.gelu_approximate == "tanh"
-    c = GPTConfig.from_preset("smallgpt")
+    c = preset("smallgpt")
     assert (c.vocab_size, c.n_embd, c.block_size, c.n_layer) == (50257, 1024, 1024, 2)
-    c = GPTConfig.from_preset("pico")
-    assert (c.n_layer, c.n_head, c.n_embd, c.block_size, c.vocab_size % 64) == (12, 12, 768, 1024, 0)
-    c = GPTConfig.from_preset("minigpt-13m")
+    c = preset("gpt2-padded")
+    assert (c.n_layer, c.n_head, c.n_embd, c.block_size, c.vocab_size) == (12, 12, 768, 1024, 50304)  # 50304 = 64 * 786
+    c = preset("minigpt-13m")
     assert (c.n_embd, c.n_layer, c.n_head, c.block_size) == (384, 8, 6, 256)
-    c = GPTConfig.from_preset("cpu")
+    c = preset("cpu")
     assert c.vocab_size == 65 and c.dropout == 0.0
 
 
 def test_parameter_counts_against_references():
     """shakespeare-char: 10,770,816 (the course's reference); GPT-2 small: HF's GPT2LMHeadModel."""
-    model = GPT(GPTConfig.from_preset("shakespeare-char"))
+    model = GPT(preset("shakespeare-char"))
     assert sum(p.numel() for p in model.parameters()) == 10_770_816
     with torch.device("meta"):
-        ours = GPT(GPTConfig.from_preset("gpt2"))
+        ours = GPT(preset("gpt2"))
         hf = transformers.GPT2LMHeadModel(transformers.GPT2Config())
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in hf.parameters())
 
 
+def test_lesson_06_adds_nothing_to_lesson_03s_config():
+    """preset is a function of helpers.model: GPTConfig keeps only its own fields and head_size."""
+    public = {name for name in vars(GPTConfig) if not name.startswith("_")}
+    assert public == {field.name for field in dataclasses.fields(GPTConfig)} | {"head_size"}
+
+
 def test_preset_overrides_and_errors():
-    c = GPTConfig.from_preset("gpt2", dropout=0.1, block_size=256)
+    c = preset("gpt2", dropout=0.1, block_size=256)
     assert (c.dropout, c.block_size, c.n_layer) == (0.1, 256, 12)
     assert PRESETS["gpt2"]["block_size"] == 1024  # the table is not modified
     with pytest.raises(ValueError, match=r"unknown preset 'gpt3'.*gpt2-xl.*cpu|unknown preset 'gpt3'.*cpu.*gpt2"):
-        GPTConfig.from_preset("gpt3")
+        preset("gpt3")
     with pytest.raises(ValueError, match=r"'n_layers'.*n_layer"):
-        GPTConfig.from_preset("gpt2", n_layers=6)
+        preset("gpt2", n_layers=6)
     with pytest.raises(ValueError, match="n_head"):
-        GPTConfig.from_preset("gpt2", n_head=7)  # GPTConfig's own validation still applies
+        preset("gpt2", n_head=7)  # GPTConfig's own validation still applies
 
 
 # ---- weights: tying and initialisation

@@ -14,6 +14,7 @@ import torch
 
 from helpers.attention import GPTConfig
 from helpers.exercises import Hint, exercise, expect
+from helpers.model import preset
 
 
 def _is_int(value) -> bool:
@@ -69,10 +70,10 @@ def _fp16_bytes(config: GPTConfig) -> int:
 @exercise("Exercise 2 (fp16 memory of the weights)")
 def check_fp16_weight_bytes(fp16_weight_bytes: Callable) -> str:
     """`fp16_weight_bytes(config)` is the bytes of GPT(config)'s weights (tied head) stored in fp16."""
-    medium = GPTConfig.from_preset("gpt2-medium")
+    medium = preset("gpt2-medium")
     cases = [("gpt2-medium", medium),
-             ("shakespeare-char", GPTConfig.from_preset("shakespeare-char")),
-             ("gpt2-medium without biases", GPTConfig.from_preset("gpt2-medium", bias=False)),
+             ("shakespeare-char", preset("shakespeare-char")),
+             ("gpt2-medium without biases", preset("gpt2-medium", bias=False)),
              ("a 2-layer toy", GPTConfig(vocab_size=100, block_size=16, n_layer=2, n_head=2, n_embd=8))]
     for label, config in cases:
         got = fp16_weight_bytes(config)
@@ -103,8 +104,8 @@ def check_training_flops_per_token(training_flops_per_token: Callable) -> str:
     """`training_flops_per_token(n_params, n_layer, n_embd, seq_len)` is 6·N + 12·n_layer·n_embd·seq_len."""
     from helpers.counting import flops_params, flops_per_token
 
-    gpt2 = GPTConfig.from_preset("gpt2")
-    cases = [(gpt2, 1024), (gpt2, 128), (GPTConfig.from_preset("shakespeare-char"), 256), (GPTConfig(n_layer=3), 7)]
+    gpt2 = preset("gpt2")
+    cases = [(gpt2, 1024), (gpt2, 128), (preset("shakespeare-char"), 256), (GPTConfig(n_layer=3), 7)]
     for config, seq_len in cases:
         n, L, d = flops_params(config), config.n_layer, config.n_embd
         call = f"training_flops_per_token({n}, {L}, {d}, {seq_len})"

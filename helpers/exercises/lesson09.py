@@ -15,7 +15,7 @@ import torch
 from helpers.attention import GPTConfig
 from helpers.exercises import Hint, exercise, expect, expect_shape
 from helpers.generation import KVCache
-from helpers.model import GPT  # also gives GPTConfig.from_preset
+from helpers.model import GPT, preset
 
 
 def _logits(rows: int = 4, vocab: int = 50, seed: int = 0) -> torch.Tensor:
@@ -115,9 +115,9 @@ def _cache_bytes(config: GPTConfig, batch_size: int, seq_len: int, dtype: torch.
 def check_kv_cache_bytes(kv_cache_bytes: Callable) -> str:
     """`kv_cache_bytes(config, batch_size, seq_len, bytes_per_value)` is the size of the keys and values of
     every layer for batch_size sequences of seq_len positions."""
-    gpt2 = GPTConfig.from_preset("gpt2")
+    gpt2 = preset("gpt2")
     distinct = GPTConfig(vocab_size=65, block_size=64, n_layer=6, n_head=8, n_embd=64)  # 2, 6, 8, 4 bytes: no mix-ups
-    cases = [(distinct, 3, 50, 4, torch.float32), (GPTConfig.from_preset("gpt2-medium"), 2, 1000, 2, torch.float16),
+    cases = [(distinct, 3, 50, 4, torch.float32), (preset("gpt2-medium"), 2, 1000, 2, torch.float16),
              (gpt2, 1, 1024, 4, torch.float32), (gpt2, 8, 256, 2, torch.bfloat16),
              (GPTConfig(vocab_size=65, block_size=64, n_layer=3, n_head=2, n_embd=8), 5, 7, 4, torch.float32)]
     for config, batch, seq_len, size, dtype in cases:
