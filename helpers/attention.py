@@ -135,9 +135,12 @@ class KVCache(Protocol):
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with the heads fused into a few big matrix multiplies.
 
-    c_attn computes queries, keys and values of every head in one Linear; c_proj mixes the
-    heads' outputs. Set `use_sdpa = False` to use the explicit softmax path instead of
-    F.scaled_dot_product_attention (same result, easier to inspect, slower)."""
+    c_attn computes queries, keys and values of every head in one Linear; c_proj mixes the heads' outputs.
+
+    `CausalSelfAttention.use_fused = False` runs the explicit softmax below instead of PyTorch's fused
+    kernel F.scaled_dot_product_attention, which computes the same numbers (checked in this lesson)."""
+
+    use_fused = True  # for every CausalSelfAttention: speed by default, the explicit softmax when set to False
 
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -148,7 +151,6 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
-        self.use_sdpa = True
 
     def forward(self, x: Tensor, kv_cache: KVCache | None = None) -> Tensor:
         """(B, T, n_embd) -> (B, T, n_embd). With a kv_cache, x holds only the new tokens."""
@@ -156,7 +158,7 @@ class CausalSelfAttention(nn.Module):
         q, k, v = (split_heads(t, self.n_head) for t in self.c_attn(x).split(self.n_embd, dim=2))
         if kv_cache is not None:
             k, v = kv_cache.update(k, v)  # now every key and value so far; q is the last T positions
-        y = self._sdpa(q, k, v) if self.use_sdpa else self._manual(q, k, v)
+        y = self._sdpa(q, k, v) if self.use_fused else self._manual(q, k, v)
         return self.resid_dropout(self.c_proj(merge_heads(y)))
 
     def _manual(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:

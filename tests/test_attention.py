@@ -116,13 +116,13 @@ def test_submodules_and_state_dict_names_match_gpt2():
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_stack_explicit_and_sdpa_agree(bias):
+def test_stack_explicit_and_sdpa_agree(bias, monkeypatch):
     module = seeded_module(small(bias=bias))
     x = torch.randn(3, 11, 32)
     stack = heads_from_fused(module).eval()
     with torch.no_grad():
         sdpa = module(x)
-        module.use_sdpa = False
+        monkeypatch.setattr(CausalSelfAttention, "use_fused", False)
         manual = module(x)
         looped = explicit_attention(module, x)
         stacked = stack(x)
@@ -133,7 +133,7 @@ def test_stack_explicit_and_sdpa_agree(bias):
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_matches_torch_multihead_attention(bias):
+def test_matches_torch_multihead_attention(bias, monkeypatch):
     module = seeded_module(small(bias=bias), seed=1)
     reference = nn.MultiheadAttention(32, 4, bias=bias, batch_first=True).eval()
     with torch.no_grad():
@@ -145,8 +145,8 @@ def test_matches_torch_multihead_attention(bias):
         x = torch.randn(2, 16, 32)
         future = torch.triu(torch.ones(16, 16, dtype=torch.bool), diagonal=1)
         want, _ = reference(x, x, x, attn_mask=future, need_weights=False)
-        for use_sdpa in (True, False):
-            module.use_sdpa = use_sdpa
+        for use_fused in (True, False):
+            monkeypatch.setattr(CausalSelfAttention, "use_fused", use_fused)
             torch.testing.assert_close(module(x), want, atol=1e-5, rtol=1e-4)
 
 
@@ -172,10 +172,10 @@ def test_split_and_merge_heads_are_inverse_and_slice_channels():
     assert torch.equal(merge_heads(heads), x)
 
 
-@pytest.mark.parametrize("use_sdpa", [True, False])
-def test_causality_changing_token_t_never_changes_earlier_outputs(use_sdpa):
+@pytest.mark.parametrize("use_fused", [True, False])
+def test_causality_changing_token_t_never_changes_earlier_outputs(use_fused, monkeypatch):
     module = seeded_module(small())
-    module.use_sdpa = use_sdpa
+    monkeypatch.setattr(CausalSelfAttention, "use_fused", use_fused)
     x = torch.randn(2, 12, 32)
     with torch.no_grad():
         base = module(x)
@@ -187,11 +187,11 @@ def test_causality_changing_token_t_never_changes_earlier_outputs(use_sdpa):
             assert not torch.allclose(out[:, t], base[:, t]), f"changing token {t} did not change output {t}"
 
 
-@pytest.mark.parametrize("use_sdpa", [True, False])
+@pytest.mark.parametrize("use_fused", [True, False])
 @pytest.mark.parametrize("sizes", [[1] * 10, [3, 1, 4, 2], [6, 4], [10]])
-def test_kv_cache_gives_the_same_outputs_as_a_full_forward(use_sdpa, sizes):
+def test_kv_cache_gives_the_same_outputs_as_a_full_forward(use_fused, sizes, monkeypatch):
     module = seeded_module(small(dropout=0.3))  # dropout set, but eval mode: must not matter
-    module.use_sdpa = use_sdpa
+    monkeypatch.setattr(CausalSelfAttention, "use_fused", use_fused)
     x = torch.randn(2, 10, 32)
     cache, outputs, start = ListCache(), [], 0
     with torch.no_grad():
@@ -203,15 +203,30 @@ def test_kv_cache_gives_the_same_outputs_as_a_full_forward(use_sdpa, sizes):
     assert cache.k.shape == (2, 4, 10, 8)
 
 
-def test_dropout_is_active_in_training_and_off_in_eval():
+def test_dropout_is_active_in_training_and_off_in_eval(monkeypatch):
     module = seeded_module(small(dropout=0.5))
     x = torch.randn(2, 8, 32)
     module.train()
-    for use_sdpa in (True, False):
-        module.use_sdpa = use_sdpa
+    for use_fused in (True, False):
+        monkeypatch.setattr(CausalSelfAttention, "use_fused", use_fused)
         assert not torch.allclose(module(x), module(x))
     module.eval()
     assert torch.equal(module(x), module(x))
+
+
+def test_use_fused_is_one_class_switch_between_sdpa_and_the_explicit_softmax(monkeypatch):
+    assert CausalSelfAttention.use_fused is True  # PyTorch's kernel by default, like LayerNorm and GELU
+    assert "use_fused" not in vars(CausalSelfAttention(small()))  # a class attribute, not set per instance
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *args, **kwargs: calls.append(1) or sdpa(*args, **kwargs))
+    first, second, x = seeded_module(small()), seeded_module(small(), seed=1), torch.randn(2, 8, 32)
+    with torch.no_grad():
+        first(x), second(x)
+        assert len(calls) == 2
+        monkeypatch.setattr(CausalSelfAttention, "use_fused", False)  # switches every instance at once
+        first(x), second(x)
+    assert len(calls) == 2
 
 
 def test_gradients_reach_every_parameter():
@@ -225,17 +240,17 @@ def test_gradients_reach_every_parameter():
 
 @pytest.mark.parametrize("shape", [(8, 32), (32,), (1, 2, 8, 32)])
 def test_wrong_rank_raises(shape):
-    with pytest.raises(ValueError, match=r"\(batch, time, n_embd\)"):
+    with pytest.raises(ValueError, match=r"\(batch, time, n_embd\) tensor, got .*add a batch dimension with x\[None\]"):
         CausalSelfAttention(small())(torch.randn(shape))
 
 
 def test_wrong_width_raises():
-    with pytest.raises(ValueError, match=r"last dimension of the input is 30, but n_embd=32"):
+    with pytest.raises(ValueError, match=r"last dimension of the input is 30, but n_embd=32; embed tokens to n_embd first"):
         CausalSelfAttention(small())(torch.randn(2, 8, 30))
 
 
 def test_sequence_longer_than_block_size_raises_naming_both_numbers():
-    with pytest.raises(ValueError, match=r"sequence length 17 .* block_size=16"):
+    with pytest.raises(ValueError, match=r"sequence length 17 .* block_size=16; crop the input to the last 16 tokens"):
         CausalSelfAttention(small())(torch.randn(1, 17, 32))
     with pytest.raises(ValueError, match=r"sequence length 17 .* block_size=16"):
         MultiHeadAttention(small())(torch.randn(1, 17, 32))
