@@ -142,7 +142,7 @@ def test_token_file_round_trip(tmp_path):
 
 @pytest.mark.parametrize("bad", [[1, 65536], [-1, 3]])
 def test_write_tokens_refuses_ids_outside_uint16(tmp_path, bad):
-    with pytest.raises(ValueError, match="does not fit in uint16"):
+    with pytest.raises(ValueError, match=r"does not fit in uint16 \(0..65535\);.*store the ids as uint32"):
         write_tokens(bad, tmp_path / "bad.bin")
     assert list(tmp_path.iterdir()) == []
 
@@ -159,18 +159,20 @@ def test_write_tokens_replaces_a_file_atomically(tmp_path):
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: TokenDataset([1, 2, 3], block_size=8), "needs at least 9 tokens"),
+        (lambda: TokenDataset([1, 2, 3], block_size=8),
+         r"needs at least 9 tokens \(block_size inputs plus one target\), but the data has only 3; use a smaller block_size"),
         (lambda: TokenDataset(IDS, block_size=50), "smaller block_size"),
         (lambda: TokenDataset(IDS, block_size=0), "block_size must be at least 1"),
-        (lambda: TokenDataset(IDS, block_size=8, stride=0), "stride must be at least 1"),
+        (lambda: TokenDataset(IDS, block_size=8, stride=0), "stride must be at least 1, got 0; use stride=1 for every window"),
         (lambda: TokenDataset(IDS, block_size=8, stride=-2), "stride must be at least 1"),
         (lambda: TokenDataset(np.zeros((4, 4)), block_size=2), "1-D"),
-        (lambda: train_val_split([1, 2, 3, 4, 5], val_fraction=0.1), "validation part empty"),
+        (lambda: train_val_split([1, 2, 3, 4, 5], val_fraction=0.1),
+         r"validation part empty; use more data \(at least 10 tokens for this fraction\) or a larger val_fraction"),
         (lambda: train_val_split([], val_fraction=0.5), "part empty"),
         (lambda: train_val_split(IDS, val_fraction=0), "between 0 and 1"),
         (lambda: train_val_split(IDS, val_fraction=1.0), "between 0 and 1"),
-        (lambda: get_batch(IDS, block_size=8, batch_size=0), "batch_size must be at least 1"),
-        (lambda: get_batch(IDS[:8], block_size=8, batch_size=2), "needs at least 9 tokens"),
+        (lambda: get_batch(IDS, block_size=8, batch_size=0), "batch_size must be at least 1, got 0"),
+        (lambda: get_batch(IDS[:8], block_size=8, batch_size=2), "needs at least 9 tokens .* has only 8; use a smaller block_size or more data"),
         (lambda: write_tokens([], "unused.bin"), "no token ids"),
         (lambda: write_tokens([0.5, 1.5], "unused.bin"), "must be integers"),
         (lambda: prepare_shakespeare("bpe"), "'char' or 'gpt2'"),
