@@ -264,12 +264,40 @@ def prepare_out_dir(config: TrainConfig) -> Path:
     return out
 
 
-def cpu_threads(processes: int = 1) -> int:
-    """Threads for torch on a CPU: the cores that are idle (by the 1-minute load average), shared among
-    `processes`, at least 1. On a busy machine, more threads than free cores make them wait for each other."""
-    cores = os.cpu_count() or 1
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return max(1, min(cores, round(cores - load)) // processes)
+def read_cpu_times() -> dict[int, tuple[int, int]]:
+    """Each CPU's (total, idle) time so far, from Linux's /proc/stat; {} where there is no such file."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return {}
+    times = {}
+    for line in lines:
+        name, *values = line.split()
+        if name.startswith("cpu") and name[3:].isdigit():
+            numbers = [int(v) for v in values]
+            times[int(name[3:])] = (sum(numbers), numbers[3] + numbers[4])  # idle + iowait
+    return times
+
+
+def busy_cores(seconds: float = 0.25, read: Callable[[], dict] = read_cpu_times) -> float:
+    """How many of this process's cores other programs keep busy: measured over `seconds` where /proc/stat
+    exists (this process sleeps meanwhile, so it counts itself out), else the 1-minute load average, else 0."""
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    before = read()
+    if before and cores <= set(before):
+        time.sleep(seconds)
+        after = read()
+        spans = [(after[c][0] - before[c][0], after[c][1] - before[c][1]) for c in cores]
+        return sum(1 - idle / total for total, idle in spans if total > 0)
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+
+def cpu_threads(processes: int = 1, busy: float | None = None) -> int:
+    """Threads for torch on a CPU: the cores other programs leave idle, shared among `processes`, at least 1.
+    On a busy machine, more threads than free cores make them wait for each other."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    busy = busy_cores() if busy is None else busy
+    return max(1, min(cores, round(cores - busy)) // processes)
 
 
 def resolve_device(config: TrainConfig, ddp_local_rank: int = 0) -> DeviceChoice:
