@@ -7,13 +7,12 @@ import sys
 
 import pytest
 import torch
+import transformers
 
 from helpers.attention import GPTConfig
 from helpers.checkpoint import CHECKPOINT, load_checkpoint, load_trained, save_checkpoint
 from helpers.engine import TrainConfig, train
 from helpers.export import ExportError, export_hf, hf_config, main
-
-transformers = pytest.importorskip("transformers")
 
 
 def trained(tmp_path, **model_fields):

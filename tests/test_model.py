@@ -24,7 +24,8 @@ from helpers.model import (
 )
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-transformers = pytest.importorskip("transformers")
+import transformers  # noqa: E402 -- a required test dependency (the [test] extra), imported after HF_HUB_OFFLINE is set
+
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()
 
