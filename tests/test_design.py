@@ -66,3 +66,14 @@ def test_no_name_is_both_a_module_and_a_function():
         clashes += [f"helpers.{module}.{name}" for name in names & modules]
     assert not clashes
     assert inspect.isfunction(helpers.train) and inspect.isfunction(helpers.generate)  # not shadowed by a module
+
+
+def test_every_exported_cell_is_a_sitting_long():
+    """Taught code comes one idea per cell, at about 40 lines; no exported cell passes 60 (DESIGN.md)."""
+    too_long = []
+    for path in notebooks.lesson_notebooks():
+        for source in notebooks._code_cells(notebooks._read(path)):
+            lines = source.rstrip("\n").split("\n")
+            if lines[0].strip() == notebooks.EXPORT_MARK and len(lines) > 60:
+                too_long.append(f"{path.name}: a cell of {len(lines)} lines starting {lines[1][:50]!r}")
+    assert not too_long
