@@ -1,5 +1,6 @@
 """The exercise framework turns checks into pass/hint results, never tracebacks."""
 
+import pytest
 import torch
 
 from helpers.exercises import Hint, exercise, expect, expect_close, expect_sequence, expect_shape, first_difference
@@ -41,3 +42,26 @@ def test_expectations_raise_hints():
         else:
             raise AssertionError(f"no hint for {text}")
     expect_close(torch.ones(3), torch.ones(3) + 1e-7, "y")
+
+
+
+def test_solutions_must_pass_turns_a_failed_check_into_an_error():
+    from helpers.exercises import ExerciseFailed, solutions_must_pass
+
+    @exercise("Exercise 0 (returns 1)")
+    def check_returns_one(function):
+        expect(function() == 1, "the answer is 1")
+
+    def stub():
+        raise NotImplementedError
+
+    assert not check_returns_one(lambda: 2)  # a learner sees ❌ and the notebook goes on
+    solutions_must_pass()
+    try:
+        with pytest.raises(ExerciseFailed, match="the answer is 1"):
+            check_returns_one(lambda: 2)
+        with pytest.raises(ExerciseFailed, match="not attempted yet"):
+            check_returns_one(stub)
+        assert check_returns_one(lambda: 1)
+    finally:
+        solutions_must_pass(False)

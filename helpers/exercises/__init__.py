@@ -9,7 +9,8 @@ that says what is wrong, and never as a traceback:
     from helpers.exercises import lesson01 as ex
     ex.check_char_counts(my_function)   # ✅ Exercise 1 (...): passed   or   ❌ ...: hint
 
-Solutions live in `notebooks/solutions/NN_*.ipynb`.
+Solutions live in `notebooks/solutions/NN_*.ipynb`. Each calls `solutions_must_pass()` first: from then on a
+failed check raises `ExerciseFailed`, so a broken solution or checker fails the notebook (and CI).
 """
 
 from __future__ import annotations
@@ -23,6 +24,19 @@ import torch
 
 class Hint(AssertionError):
     """Raised by a checker when the answer is wrong; its message is the hint shown to the learner."""
+
+
+class ExerciseFailed(AssertionError):
+    """A check failed where every check must pass (a solution notebook, after solutions_must_pass())."""
+
+
+_must_pass = False
+
+
+def solutions_must_pass(on: bool = True) -> None:
+    """Make every failed check raise ExerciseFailed instead of printing ❌ (for the solution notebooks)."""
+    global _must_pass
+    _must_pass = on
 
 
 @dataclass
@@ -50,19 +64,26 @@ def exercise(title: str) -> Callable:
     def decorate(check: Callable) -> Callable[..., Result]:
         @functools.wraps(check)
         def run(*answer, **kwargs) -> Result:
-            try:
-                note = check(*answer, **kwargs)
-            except Hint as hint:
-                return Result(title, False, str(hint))
-            except NotImplementedError:
-                return Result(title, False, "not attempted yet: replace `raise NotImplementedError` with your code")
-            except Exception as error:  # the learner's code crashed: say how, without a traceback
-                return Result(title, False, f"your code raised {type(error).__name__}: {error}")
-            return Result(title, True, note or "")
+            result = _checked(check, title, answer, kwargs)
+            if _must_pass and not result.passed:
+                raise ExerciseFailed(str(result))
+            return result
 
         return run
 
     return decorate
+
+
+def _checked(check: Callable, title: str, answer: tuple, kwargs: dict) -> Result:
+    try:
+        note = check(*answer, **kwargs)
+    except Hint as hint:
+        return Result(title, False, str(hint))
+    except NotImplementedError:
+        return Result(title, False, "not attempted yet: replace `raise NotImplementedError` with your code")
+    except Exception as error:  # the learner's code crashed: say how, without a traceback
+        return Result(title, False, f"your code raised {type(error).__name__}: {error}")
+    return Result(title, True, note or "")
 
 
 def expect(condition: bool, hint: str) -> None:
