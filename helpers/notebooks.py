@@ -12,6 +12,7 @@ Commands (run from anywhere in the checkout):
     python -m helpers.notebooks check             # exit 1 if a module, a bootstrap cell or badges drifted
     python -m helpers.notebooks bootstrap [NB..]  # rewrite the first code cell and the badges from helpers/bootstrap.py
     python -m helpers.notebooks run [NB..]        # re-execute notebooks in place, storing outputs
+    python -m helpers.notebooks study [NB..]      # estimate each lesson's study time, for its header
 
 Each command acts on every notebook unless given some.
 """
@@ -205,6 +206,24 @@ def execute(path: Path, timeout: int = 900) -> float:
     return seconds
 
 
+READING_WORDS_PER_MINUTE = 150  # technical prose, read with care
+CODE_LINES_PER_MINUTE = 10  # code read closely enough to follow it
+MINUTES_PER_EXERCISE = 10  # predict, write, run and fix
+
+
+def study_minutes(path: Path) -> dict[str, float]:
+    """An estimate of a lesson's study time: its prose at 150 words a minute, its code (bootstrap cell
+    excluded) at 10 lines a minute, and 10 minutes for each exercise (a cell that calls `ex.check_`)."""
+    cells = _read(path)["cells"]
+    words = sum(len(_source(c).split()) for c in cells if c["cell_type"] == "markdown")
+    code = [_source(c) for c in cells if c["cell_type"] == "code"][1:]  # the bootstrap cell is not read
+    lines = sum(1 for source in code for line in source.split("\n") if line.strip() and not line.lstrip().startswith("#"))
+    exercises = sum(source.count("ex.check_") for source in code)
+    reading, code_time = words / READING_WORDS_PER_MINUTE, lines / CODE_LINES_PER_MINUTE
+    total = reading + code_time + exercises * MINUTES_PER_EXERCISE
+    return {"words": words, "code_lines": lines, "exercises": exercises, "minutes": 5 * round(total / 5)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.notebooks", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -212,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         "export": "rewrite helpers/ modules from the lesson notebooks",
         "bootstrap": "rewrite the notebooks' first code cell and the lessons' badges from helpers/bootstrap.py",
         "run": "re-execute notebooks in place, storing their outputs",
+        "study": "estimate each lesson's study time (prose, code and exercises)",
     }
     for name, text in commands.items():
         sub.add_parser(name, help=text).add_argument(
@@ -234,6 +254,12 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         print("in sync" if not problems else f"{len(problems)} problem(s)")
         return 1 if problems else 0
+    if args.command == "study":
+        for path in chosen or lesson_notebooks():
+            s = study_minutes(path)
+            print(f"{path.name}: about {s['minutes']} minutes ({s['words']} words of prose, {s['code_lines']} lines of "
+                  f"code, {s['exercises']} exercises)")
+        return 0
     for path in chosen or all_notebooks():
         print(f"running {path.relative_to(ROOT)} ...", flush=True)
         print(f"  done in {execute(path):.1f} s", flush=True)
