@@ -6,7 +6,8 @@ holds and why it is written atomically; this module does it:
 - `save_checkpoint` writes a dict of tensors and plain values atomically (temporary file, then rename);
 - `load_checkpoint` reads it back with `torch.load(weights_only=True)`, with a clear error for a bad file;
 - `rng_states` / `set_rng_states` capture and restore every random state a run depends on;
-- `load_trained` rebuilds a trained GPT and its tokenizer (lesson 09 and the command lines use it).
+- `build_model` makes the model a config describes (GPT, or lesson 10's Llama), and `load_trained` rebuilds
+  a trained model and its tokenizer (lesson 09 and the command lines use it).
 """
 
 from __future__ import annotations
@@ -100,9 +101,28 @@ def make_tokenizer(info: dict):
     raise ValueError(f"unknown tokenizer info {info!r}: expected kind 'char' (with chars) or 'gpt2'")
 
 
-def load_trained(path: str | Path, device: str = "cpu") -> tuple[GPT, typing.Any]:
-    """A trained GPT (in eval mode, on `device`) and its tokenizer, from a checkpoint file or a run folder."""
+def model_classes(kind: str) -> tuple[type, type]:
+    """The config class and model class of a model kind (the config's class name): GPTConfig -> GPT (lesson 06),
+    LlamaConfig -> Llama (lesson 10)."""
+    if kind == "GPTConfig":
+        return GPTConfig, GPT
+    if kind == "LlamaConfig":
+        from helpers.modern import Llama, LlamaConfig
+
+        return LlamaConfig, Llama
+    raise ValueError(f"unknown model config {kind!r}: the engine trains a GPTConfig (lesson 06) or a LlamaConfig (lesson 10)")
+
+
+def build_model(model_config) -> torch.nn.Module:
+    """The model that model_config describes: GPT(config) for a GPTConfig, Llama(config) for a LlamaConfig."""
+    _, model_class = model_classes(type(model_config).__name__)
+    return model_class(model_config)
+
+
+def load_trained(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, typing.Any]:
+    """A trained model (in eval mode, on `device`) and its tokenizer, from a checkpoint file or a run folder."""
     state = load_checkpoint(path, device)
-    model = GPT(GPTConfig(**state["model_config"]))
+    config_class, model_class = model_classes(state.get("model_kind", "GPTConfig"))
+    model = model_class(config_class(**state["model_config"]))
     model.load_state_dict(state["model"])
     return model.to(device).eval(), make_tokenizer(state["tokenizer"])

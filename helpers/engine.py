@@ -37,8 +37,10 @@ from helpers.checkpoint import (
     CHECKPOINT,
     FORMAT,
     CheckpointError,
+    build_model,
     config_differences,
     load_checkpoint,
+    model_classes,
     rng_states,
     save_checkpoint,
     set_rng_states,
@@ -54,7 +56,7 @@ from helpers.distributed import (
     rank_batch,
     setup_distributed,
 )
-from helpers.model import GPT, preset
+from helpers.model import preset
 from helpers.seeding import set_seed
 from helpers.training import configure_optimizer, estimate_loss, get_lr, train_step
 
@@ -351,7 +353,7 @@ class Run:
             check_resumable(state, model_config, config)
 
         set_seed(config.seed)
-        self.model = GPT(model_config).to(device.device)  # what is saved: never the DDP or compiled wrapper
+        self.model = build_model(model_config).to(device.device)  # what is saved: never the DDP or compiled wrapper
         self.optimizer = configure_optimizer(self.model, config.weight_decay, config.learning_rate,
                                              (config.beta1, config.beta2), device.device_type)
         self.scaler = device.grad_scaler()
@@ -472,7 +474,7 @@ class Run:
                 "format": FORMAT, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rngs[0], "rng_ranks": rngs, "step": self.step_count,
                 "history": self.history.to_dict(), "schedule": {"lr_decay_iters": self.config.decay_iters},
-                "model_config": dataclasses.asdict(self.model_config),
+                "model_kind": type(self.model_config).__name__, "model_config": dataclasses.asdict(self.model_config),
                 "train_config": dataclasses.asdict(self.config), "tokenizer": self.data.tokenizer})
         self.saved_step = self.step_count
 
@@ -484,16 +486,18 @@ class Run:
 
 
 def train(model_config: GPTConfig, config: TrainConfig, callback: Callable[[History], None] | None = None,
-          ) -> tuple[GPT, History]:
-    """Train a GPT of model_config as config says; return the model (on its device, in train mode) and its History.
+          ) -> tuple[nn.Module, History]:
+    """Train the model of model_config (a GPT, or lesson 10's Llama for a LlamaConfig) as config says; return
+    the model (on its device, in train mode) and its History.
 
     Checkpoints go to config.out_dir/ckpt.pt, metrics to metrics.jsonl. Under torchrun it trains with DDP.
     KeyboardInterrupt (Ctrl-C, the notebook's stop button) saves a checkpoint and returns (history.interrupted);
     a NaN or infinite loss raises NonFiniteLossError and keeps the last good checkpoint. `callback(history)`
     runs after every log line and evaluation (a live plot, say)."""
-    if not isinstance(model_config, GPTConfig):
-        raise ValueError(f"model_config must be a GPTConfig, got {type(model_config).__name__}; "
-                         "use helpers.model.preset(name) or profile(name)")
+    if not dataclasses.is_dataclass(model_config) or isinstance(model_config, type):
+        raise ValueError(f"model_config must be a GPTConfig (or lesson 10's LlamaConfig), got "
+                         f"{type(model_config).__name__}; use helpers.model.preset(name) or profile(name)")
+    model_classes(type(model_config).__name__)  # a clear error now for a config the engine cannot build
     ddp = setup_distributed(resolve_device(config).device_type)
     device = resolve_device(config, ddp.local_rank)
     if config.batch_size % ddp.world_size:
@@ -508,7 +512,7 @@ def train(model_config: GPTConfig, config: TrainConfig, callback: Callable[[Hist
         torch.set_num_threads(threads)  # the notebook's later cells keep their own thread count
 
 
-def _train_loop(run: Run, callback: Callable[[History], None] | None) -> tuple[GPT, History]:
+def _train_loop(run: Run, callback: Callable[[History], None] | None) -> tuple[nn.Module, History]:
     """Step until max_iters: log every log_interval steps, evaluate and save every eval_interval steps."""
     c, stop = run.config, StopRequest(run.ddp)
     bar = tqdm(total=c.max_iters, initial=run.step_count, disable=not (c.progress and run.ddp.is_main),

@@ -259,3 +259,16 @@ def test_cpu_threads_leave_out_the_cores_other_programs_keep_busy(monkeypatch):
     monkeypatch.setattr(engine.os, "getloadavg", lambda: (1.6, 0.0, 0.0), raising=False)
     assert engine.busy_cores(read=dict) == 1.6  # no /proc/stat (macOS): the load average
 
+
+
+def test_the_engine_refuses_a_config_it_cannot_build(tmp_path):
+    @dataclasses.dataclass
+    class MambaConfig:
+        vocab_size: int = 65
+
+    with pytest.raises(ValueError, match="unknown model config 'MambaConfig'"):
+        train(MambaConfig(), tiny_train(tmp_path))
+    with pytest.raises(ValueError, match="must be a GPTConfig"):
+        train("cpu", tiny_train(tmp_path))
+    train(TINY, tiny_train(tmp_path, max_iters=1))
+    assert load_checkpoint(tmp_path / "run")["model_kind"] == "GPTConfig"
