@@ -101,12 +101,14 @@ class KVCache:
     @classmethod
     def for_model(cls, model: nn.Module, batch_size: int, max_len: int | None = None) -> list["KVCache"]:
         """One empty cache per block of a GPT, for batch_size sequences of up to max_len positions
-        (default: the model's block_size), on the device and in the dtype of the model's weights."""
+        (default: the model's block_size), on the device and in the dtype of the model's weights. A model with
+        grouped-query attention (lesson 10) caches only its n_kv_head key/value heads."""
         config, weight = model.config, model.lm_head.weight
+        kv_heads = getattr(config, "n_kv_head", config.n_head)
         max_len = config.block_size if max_len is None else max_len
         if not 1 <= max_len <= config.block_size:
             raise ValueError(f"max_len={max_len}: a cache holds from 1 to block_size={config.block_size} positions")
-        return [cls(batch_size, config.n_head, config.head_size, max_len, device=weight.device, dtype=weight.dtype)
+        return [cls(batch_size, kv_heads, config.head_size, max_len, device=weight.device, dtype=weight.dtype)
                 for _ in range(config.n_layer)]
 
 
