@@ -13,6 +13,7 @@ LESSONS = [notebooks.module_of(path) for path in notebooks.lesson_notebooks()]  
 ENGINE = ["engine", "checkpoint", "distributed"]
 TOOLS = ["cli", "__main__", "export", "doctor", "bundle"]  # cli is `python -m helpers COMMAND`: it runs the others
 BELOW = ["bootstrap", "device", "downloads", "files", "notebooks", "plots", "runs", "seeding"]
+ABOVE = ["model_map"]  # hand-written, above the lessons like the engine: it draws lesson 06's model from its config
 
 
 def helpers_imports(module: str) -> set[str]:
@@ -30,7 +31,7 @@ def helpers_imports(module: str) -> set[str]:
 
 def test_every_module_has_a_place():
     modules = {path.stem for path in HELPERS.glob("*.py")} - {"__init__"}
-    assert modules == set(LESSONS + ENGINE + TOOLS + BELOW), "add the new module to a layer here and in DESIGN.md"
+    assert modules == set(LESSONS + ENGINE + TOOLS + BELOW + ABOVE), "add the new module to a layer here and in DESIGN.md"
 
 
 def test_a_lesson_imports_only_earlier_lessons_and_the_infrastructure_below():
@@ -50,8 +51,16 @@ def test_the_engine_imports_lessons_and_infrastructure_and_no_tool():
         assert helpers_imports(module) <= allowed, f"{module} imports {helpers_imports(module) - allowed}"
 
 
+def test_the_modules_above_the_lessons_import_lessons_and_infrastructure_only():
+    """helpers/model_map.py follows the engine's rules; no lesson and no infrastructure module imports it
+    (the two tests above check that from the other side)."""
+    for module in ABOVE:
+        allowed = set(LESSONS) | set(BELOW)
+        assert helpers_imports(module) <= allowed, f"{module} imports {helpers_imports(module) - allowed}"
+
+
 def test_nothing_imports_a_tool_but_the_command_line_that_runs_them():
-    for module in LESSONS + ENGINE + BELOW + TOOLS:
+    for module in LESSONS + ENGINE + BELOW + TOOLS + ABOVE:
         if module not in ("cli", "__main__"):
             assert not helpers_imports(module) & set(TOOLS), f"{module} imports {helpers_imports(module) & set(TOOLS)}"
 
