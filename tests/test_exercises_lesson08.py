@@ -1,27 +1,34 @@
 """Lesson 08's exercise checkers pass the solutions and fail typical wrong answers with a useful hint."""
 
-import math
-
 import torch
 
 from helpers.exercises import lesson08 as ex
-from helpers.training import get_lr
+from helpers.training import get_lr, train_step
 
 
 def not_attempted(*args):
     raise NotImplementedError
 
 
-def bits_per_char(loss_per_token, n_tokens, n_chars):  # the solution
-    return loss_per_token / math.log(2) * n_tokens / n_chars
+def overfit_one_batch(model, optimizer, batch, steps):  # the solution
+    return [train_step(model, optimizer, [batch], grad_clip=1.0)[0].item() for _ in range(steps)]
 
 
-def test_bits_per_char():
-    assert ex.check_bits_per_char(bits_per_char)
-    assert "not attempted" in str(ex.check_bits_per_char(not_attempted))
-    assert "ln 2" in str(ex.check_bits_per_char(lambda loss, t, c: loss * t / c))
-    assert "upside down" in str(ex.check_bits_per_char(lambda loss, t, c: loss / math.log(2) * c / t))
-    assert "n_tokens / n_chars" in str(ex.check_bits_per_char(lambda loss, t, c: loss / math.log(2)))
+def test_overfit_one_batch():
+    result = ex.check_overfit_one_batch(overfit_one_batch, 0.5)
+    assert result and "you predicted 0.50" in str(result)
+    assert "was close" in str(ex.check_overfit_one_batch(overfit_one_batch, 0.0))
+    assert "write your prediction first" in str(ex.check_overfit_one_batch(overfit_one_batch, None))
+    assert "not attempted" in str(ex.check_overfit_one_batch(not_attempted, 0.5))
+    assert "hardly moves" in str(ex.check_overfit_one_batch(lambda m, o, b, s: [4.2] * s, 0.5))
+
+    def new_batches(model, optimizer, batch, steps):  # a new random batch each step: nothing to memorise
+        def random_batch():
+            x = torch.randint(65, (4, 32))
+            return x, torch.roll(x, -1, dims=1)
+        return [train_step(model, optimizer, [random_batch()])[0].item() for _ in range(steps)]
+
+    assert "the batch you were given every time" in str(ex.check_overfit_one_batch(new_batches, 0.5))
 
 
 def lr_linear(step, learning_rate, min_lr, warmup_iters, decay_iters):  # the solution
@@ -70,23 +77,25 @@ def test_clip_global_norm():
     assert "below max_norm must stay unchanged" in str(ex.check_clip_global_norm(always_scale))
 
 
-def accumulate(model, x, y, k):  # the solution
-    for xs, ys in zip(x.chunk(k), y.chunk(k)):
-        (model(xs, ys)[1] / k).backward()
+def first_update_size(model, optimizer, batch, grad_clip):  # the solution
+    before = [p.detach().clone() for p in model.parameters()]
+    train_step(model, optimizer, [batch], grad_clip=grad_clip)
+    return torch.sqrt(sum((p.detach() - b).pow(2).sum() for p, b in zip(model.parameters(), before))).item()
 
 
-def test_accumulate():
-    assert ex.check_accumulate(accumulate)
+def test_clipped_update():
+    result = ex.check_clipped_update(first_update_size, 1.0)
+    assert result and "was close" in str(result)
+    assert "you predicted 100" in str(ex.check_clipped_update(first_update_size, 100))
+    assert "write your prediction first" in str(ex.check_clipped_update(first_update_size, "about 1"))
 
-    def no_division(model, x, y, k):
-        for xs, ys in zip(x.chunk(k), y.chunk(k)):
-            model(xs, ys)[1].backward()
+    def after_only(model, optimizer, batch, grad_clip):  # compares the parameters with themselves
+        train_step(model, optimizer, [batch], grad_clip=grad_clip)
+        return sum((p.detach() - p.detach()).pow(2).sum() for p in model.parameters()).item()
 
-    assert "k times too large" in str(ex.check_accumulate(no_division))
+    assert "did not change" in str(ex.check_clipped_update(after_only, 1.0))
 
-    def zeroing(model, x, y, k):
-        for xs, ys in zip(x.chunk(k), y.chunk(k)):
-            model.zero_grad()
-            (model(xs, ys)[1] / k).backward()
+    def squared(model, optimizer, batch, grad_clip):  # forgot the square root
+        return first_update_size(model, optimizer, batch, grad_clip) ** 2
 
-    assert "do not zero the gradients" in str(ex.check_accumulate(zeroing))
+    assert "square root" in str(ex.check_clipped_update(squared, 1.0))

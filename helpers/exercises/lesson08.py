@@ -1,7 +1,7 @@
 """Exercise checkers for lesson 08 (training).
 
     from helpers.exercises import lesson08 as ex
-    ex.check_bits_per_char(bits_per_char)
+    ex.check_overfit_one_batch(overfit_one_batch, predicted_loss)
 
 Solutions: notebooks/solutions/08_training.ipynb.
 """
@@ -20,27 +20,64 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-@exercise("Exercise 1 (bits per character)")
-def check_bits_per_char(bits_per_char: Callable) -> str:
-    """`bits_per_char(loss_per_token, n_tokens, n_chars)`: a loss in nats per token as bits per character."""
-    cases = ((math.log(65), 1000, 1000), (3.5, 300, 1000), (1.47, 10, 10), (2.0, 36_000, 111_000))
-    for loss, n_tokens, n_chars in cases:
-        got = bits_per_char(loss, n_tokens, n_chars)
-        call = f"bits_per_char({loss:.4g}, {n_tokens}, {n_chars})"
-        expect(_is_number(got), f"{call} should return a float, got {got!r}")
-        want = loss / math.log(2) * n_tokens / n_chars
-        if math.isclose(got, want, rel_tol=1e-6):
-            continue
-        if math.isclose(got, loss * n_tokens / n_chars, rel_tol=1e-6):
-            raise Hint(f"{call}: the loss is in nats (natural log); divide by ln 2 to get bits")
-        if math.isclose(got, loss / math.log(2) * n_chars / n_tokens, rel_tol=1e-6):
-            raise Hint(f"{call}: the ratio is upside down: total bits = loss per token · n_tokens, shared by n_chars")
-        if math.isclose(got, loss / math.log(2), rel_tol=1e-6):
-            raise Hint(f"{call}: a token can hold several characters: multiply by n_tokens / n_chars")
-        if math.isclose(got, loss * math.log(2) * n_tokens / n_chars, rel_tol=1e-6):
-            raise Hint(f"{call}: to turn nats into bits divide by ln 2 (multiplying goes the other way)")
-        raise Hint(f"{call} returned {got:.6g}, expected {want:.6g}")
-    return "a uniform guess over 65 characters costs log2(65) ≈ 6.02 bits per character"
+SMALL = dict(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=64)  # trains in milliseconds a step
+
+
+def fresh_setup(seed: int = 0):
+    """A fresh small GPT, its AdamW (lr 3e-3, no weight decay) and one fixed batch of 4 × 32 token ids."""
+    from helpers.attention import GPTConfig
+    from helpers.model import GPT
+    from helpers.training import configure_optimizer
+
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(**SMALL))
+    optimizer = configure_optimizer(model, 0.0, 3e-3, (0.9, 0.99), "cpu")
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(65, (4, 32), generator=gen)
+    return model, optimizer, (x, torch.roll(x, -1, dims=1))
+
+
+def _prediction(value, what: str) -> float:
+    expect(_is_number(value) and math.isfinite(value),
+           f"write your prediction first: set {what} to a number (a guess is fine; the experiment tells you)")
+    return float(value)
+
+
+def _reference_losses(steps: int) -> list[float]:
+    from helpers.training import train_step
+
+    model, optimizer, batch = fresh_setup()
+    return [train_step(model, optimizer, [batch], grad_clip=1.0)[0].item() for _ in range(steps)]
+
+
+@exercise("Exercise 1 (predict, then overfit one batch)")
+def check_overfit_one_batch(overfit_one_batch: Callable, predicted_loss) -> str:
+    """`overfit_one_batch(model, optimizer, batch, steps)`: train on the same batch `steps` times with
+    train_step; return the list of its losses. The check compares the measured last loss with the prediction."""
+    steps = 100
+    predicted = _prediction(predicted_loss, "predicted_loss")
+    model, optimizer, batch = fresh_setup()
+    losses = overfit_one_batch(model, optimizer, batch, steps)
+    expect(isinstance(losses, (list, tuple)) and len(losses) == steps,
+           f"return the list of the {steps} losses, one per step (got {type(losses).__name__}"
+           f"{f' of length {len(losses)}' if isinstance(losses, (list, tuple)) else ''})")
+    losses = [float(v) for v in losses]
+    want = _reference_losses(steps)
+    if abs(losses[-1] - losses[0]) < 0.5:
+        raise Hint(f"the loss hardly moves ({losses[0]:.2f} -> {losses[-1]:.2f}): call train_step(model, optimizer, "
+                   "[batch]) at every step, on the batch you were given every time, so there is something to memorise")
+    differ = next((i for i, (a, b) in enumerate(zip(losses, want)) if not math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-4)), None)
+    expect(differ is None,
+           f"at step {differ} the loss is {losses[differ]:.4f}, but the same experiment gives {want[differ]:.4f}: train "
+           "on the batch you were given every time (no new batches), with the optimizer you were given, grad_clip=1.0"
+           if differ is not None else "")
+    start, end = want[0], want[-1]
+    verdict = ("your prediction was close" if abs(predicted - end) < max(0.15, 0.3 * end)
+               else f"you predicted {predicted:.2f}")
+    params = sum(p.numel() for p in model.parameters())
+    return (f"from {start:.2f} (about ln 65 = {math.log(65):.2f}) to {end:.3f} in {steps} steps: {verdict}. "
+            f"{params:,} parameters learn 128 characters by heart. A model that cannot drive one batch "
+            "towards zero has a bug (misaligned targets, a missing optimizer step): try this first on new code")
 
 
 @exercise("Exercise 2 (warm-up, then linear decay)")
@@ -101,34 +138,37 @@ def check_clip_global_norm(clip_global_norm: Callable) -> str:
     return "one factor for all the gradients keeps the direction of the update"
 
 
-@exercise("Exercise 4 (gradient accumulation)")
-def check_accumulate(accumulate: Callable) -> str:
-    """`accumulate(model, x, y, k)`: the gradients of the mean loss over (x, y) computed in k micro-batches."""
-    from helpers.attention import GPTConfig
-    from helpers.model import GPT
+def _reference_update(grad_clip: float) -> float:
+    from helpers.training import train_step
 
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8))
-    x, y = torch.randint(11, (8, 8)), torch.randint(11, (8, 8))
-    model.zero_grad()
-    model(x, y)[1].backward()
-    want = [p.grad.clone() for p in model.parameters()]
-    for k in (2, 4):
-        model.zero_grad()
-        accumulate(model, x, y, k)
-        got = [p.grad for p in model.parameters()]
-        expect(all(g is not None for g in got), f"with k={k} some parameters have no gradient: call backward()")
-        if all(torch.allclose(g, w * k, atol=1e-5) for g, w in zip(got, want)):
-            raise Hint(f"with k={k} the gradients are k times too large: divide each micro-batch's loss by k "
-                       "(backward() adds gradients up, and you want their mean)")
-        got = [g.clone() for g in got]
-        model.zero_grad()
-        (model(x.chunk(k)[-1], y.chunk(k)[-1])[1] / k).backward()
-        last_only = [p.grad.clone() for p in model.parameters()]
-        if all(torch.allclose(g, w, atol=1e-6) for g, w in zip(got, last_only)):
-            raise Hint(f"with k={k} only one micro-batch's gradient is left: do not zero the gradients between "
-                       "micro-batches, backward() is meant to add them up")
-        expect(all(torch.allclose(g, w, atol=1e-5) for g, w in zip(got, want)),
-               f"with k={k} the gradients differ from one batch of {len(x)}: split x and y into k equal parts, "
-               "and backward() each part's loss / k")
-    return "k micro-batches of loss / k give the gradient of one big batch"
+    model, optimizer, batch = fresh_setup()
+    before = [p.detach().clone() for p in model.parameters()]
+    train_step(model, optimizer, [batch], grad_clip=grad_clip)
+    return torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(model.parameters(), before))).item()
+
+
+@exercise("Exercise 4 (predict, then measure: clipping under Adam)")
+def check_clipped_update(first_update_size: Callable, predicted_ratio) -> str:
+    """`first_update_size(model, optimizer, batch, grad_clip)`: take one train_step with that grad_clip and
+    return the norm of the change of all the parameters (the update's length)."""
+    predicted = _prediction(predicted_ratio, "predicted_ratio")
+    sizes = {}
+    for clip in (1.0, 0.01):
+        model, optimizer, batch = fresh_setup()
+        got = first_update_size(model, optimizer, batch, clip)
+        expect(_is_number(got) or (isinstance(got, torch.Tensor) and got.numel() == 1),
+               f"return the update's length as a number, got {type(got).__name__}")
+        sizes[clip] = float(got)
+        want = _reference_update(clip)
+        if math.isclose(sizes[clip], 0.0, abs_tol=1e-12):
+            raise Hint("the parameters did not change: compare copies taken *before* train_step "
+                       "([p.detach().clone() for p in model.parameters()]) with the parameters after it")
+        expect(math.isclose(sizes[clip], want, rel_tol=1e-3),
+               f"with grad_clip={clip} the update's length is {want:.4g}, you measured {sizes[clip]:.4g}: take the "
+               "square root of the sum of squared changes over every parameter, after one train_step")
+    ratio = sizes[1.0] / sizes[0.01]
+    verdict = ("your prediction was close" if abs(predicted - ratio) < 0.25 * ratio
+               else f"you predicted {predicted:.3g}")
+    return (f"clipping the gradient 100 times harder shrinks Adam's first step only {ratio:.2f} times: {verdict}. "
+            "Adam divides each gradient by the root-mean-square of its own history, so the scale cancels; "
+            "with plain SGD the step would have shrunk with the gradient")
