@@ -12,6 +12,9 @@ import pytest
 
 from helpers.downloads import ASSETS, OFFLINE_ENV, DownloadError, fetch
 
+# No one sees the notebooks' widgets under pytest (nbval's kernels inherit this): they print instead.
+os.environ["GPTFS_HEADLESS"] = "1"
+
 COURSE_FILES = ("tinyshakespeare", "gpt2-vocab.bpe", "gpt2-encoder.json")  # what the lessons download
 TIKTOKEN_FILES = ("gpt2-vocab.bpe", "gpt2-encoder.json")  # what tiktoken reads from its cache
 

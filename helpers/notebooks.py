@@ -199,6 +199,7 @@ def execute(path: Path, timeout: int = 900) -> float:
 
     nb = nbformat.read(path, as_version=4)
     os.environ.pop("MPLBACKEND", None)  # the kernel must use the inline backend, or no pictures are stored
+    os.environ["GPTFS_HEADLESS"] = "1"  # no one sees a widget in stored outputs (or on GitHub): cells print instead
     start = time.perf_counter()
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     seconds = time.perf_counter() - start

@@ -86,3 +86,41 @@ def test_kv_cache_bytes():
     assert "bytes_per_value" in str(ex.check_kv_cache_bytes(values))
     one_head = lambda c, b, t, s: kv_cache_bytes(c, b, t, s) // c.n_head
     assert "n_head heads" in str(ex.check_kv_cache_bytes(one_head))
+
+
+def argmax_fraction(model, idx, steps, top_p, generator):  # the solution
+    from helpers.generation import sample_next
+
+    hits = 0
+    with torch.no_grad():
+        for _ in range(steps):
+            logits = model(idx[:, -model.config.block_size:])[0][:, -1]
+            token = sample_next(logits, 1.0, top_p=top_p, generator=generator)
+            hits += int(token.item() == logits.argmax(dim=-1).item())
+            idx = torch.cat([idx, token[:, None]], dim=1)
+    return hits / steps
+
+
+def test_top_p_argmax():
+    from helpers.attention import GPTConfig
+    from helpers.model import GPT
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=65, block_size=16, n_layer=1, n_head=2, n_embd=16))
+    with torch.no_grad():
+        model.lm_head.weight.mul_(10)  # sharper distributions, as a trained model has in places
+    result = ex.check_top_p_argmax(argmax_fraction, 0.5, model)
+    assert result and "most likely token was drawn" in str(result)
+    assert "write your prediction first" in str(ex.check_top_p_argmax(argmax_fraction, None, model))
+    assert "not attempted" in str(ex.check_top_p_argmax(not_attempted, 0.5, model))
+
+    def never_appends(model, idx, steps, top_p, generator):  # samples every step from the same prompt
+        from helpers.generation import sample_next
+
+        with torch.no_grad():
+            logits = model(idx)[0][:, -1]
+            hits = [sample_next(logits, 1.0, top_p=top_p, generator=generator).item() == logits.argmax().item()
+                    for _ in range(steps)]
+        return sum(hits) / steps
+
+    assert "append the sampled token" in str(ex.check_top_p_argmax(never_appends, 0.5, model))

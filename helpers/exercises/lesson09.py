@@ -139,3 +139,43 @@ def check_kv_cache_bytes(kv_cache_bytes: Callable) -> str:
                    "n_embd × bytes_per_value")
     full = _cache_bytes(gpt2, 1, 1024, torch.float32)
     return f"GPT-2 small's cache for one full 1024-token context takes {full / 1e6:.1f} MB in fp32"
+
+
+def _argmax_fraction_reference(model: torch.nn.Module, idx: torch.Tensor, steps: int, top_p: float) -> float:
+    from helpers.generation import sample_next
+
+    generator, hits = torch.Generator().manual_seed(0), 0
+    with torch.no_grad():
+        for _ in range(steps):
+            logits = model(idx[:, -model.config.block_size:])[0][:, -1]
+            token = sample_next(logits, 1.0, top_p=top_p, generator=generator)
+            hits += int(token.item() == logits.argmax(dim=-1).item())
+            idx = torch.cat([idx, token[:, None]], dim=1)
+    return hits / steps
+
+
+@exercise("Exercise 4 (predict, then experiment: how greedy is top-p?)")
+def check_top_p_argmax(argmax_fraction: Callable, predicted_fraction, model: torch.nn.Module) -> str:
+    """`argmax_fraction(model, idx, steps, top_p, generator)`: sample `steps` tokens one at a time with
+    sample_next(logits, 1.0, top_p=top_p, generator=generator) and return the fraction of steps whose token
+    was the most likely one."""
+    expect(isinstance(predicted_fraction, (int, float)) and not isinstance(predicted_fraction, bool)
+           and 0 <= predicted_fraction <= 1, "write your prediction first: set predicted_fraction to a number from 0 to 1")
+    model = model.eval()
+    idx = torch.zeros(1, 1, dtype=torch.long)
+    results = {}
+    for top_p in (0.5, 0.95):
+        got = argmax_fraction(model, idx.clone(), 100, top_p, torch.Generator().manual_seed(0))
+        expect(isinstance(got, (int, float)) and not isinstance(got, bool) and 0 <= got <= 1,
+               f"return a fraction from 0 to 1, got {got!r}")
+        want = _argmax_fraction_reference(model, idx.clone(), 100, top_p)
+        if abs(got - want) > 1e-9 and abs(got * 100 - want * 100) > 1e-6:
+            raise Hint(f"with top_p={top_p} the same experiment gives {want:.2f}, you measured {got:.2f}: at each step "
+                       "take the logits of the last position (of at most block_size tokens), compare the sampled token "
+                       "with their argmax, and append the sampled token before the next step")
+        results[top_p] = got
+    verdict = ("your prediction was close" if abs(predicted_fraction - results[0.5]) < 0.1
+               else f"you predicted {predicted_fraction:.2f}")
+    return (f"with top_p=0.5 the most likely token was drawn in {results[0.5]:.0%} of the steps (top_p=0.95: "
+            f"{results[0.95]:.0%}): {verdict}. Where the model is confident, one token already holds half the mass, "
+            "so top-p 0.5 is greedy there and samples only where the model hesitates")
