@@ -3,68 +3,106 @@
 import math
 
 import torch
+from torch import nn
 
+from helpers.attention import GPTConfig
 from helpers.exercises import lesson04 as ex
+from helpers.layers import MLP, LayerNorm
 
 
-def _stats_over(x, dim):
-    return x.mean(dim=dim, keepdim=True), x.var(dim=dim, keepdim=True, correction=0)
+def stub(*args):
+    raise NotImplementedError
 
 
-# --- Exercise 1 --------------------------------------------------------------------------------
+def test_unattempted_exercises_say_so():
+    for result in (ex.check_fold_into_linear(stub), ex.check_gelu_derivative(stub), ex.check_deep_stack("A", stub)):
+        assert not result and "not attempted" in result.message
+    assert "write your prediction" in ex.check_deep_stack(None, stub).message
 
 
-def layer_norm_solution(x, eps=1e-5):
-    mean, var = _stats_over(x, -1)
-    return (x - mean) / torch.sqrt(var + eps)
+# --- Exercise 1: fold γ and β into the next Linear -----------------------------------------------
 
 
-def test_layer_norm_by_hand_passes_solution():
-    assert ex.check_layer_norm_by_hand(layer_norm_solution)
+def folded_linear(weight, bias):
+    folded = nn.Linear(weight.shape[1], weight.shape[0], dtype=weight.dtype)
+    with torch.no_grad():
+        folded.weight.copy_(weight)
+        folded.bias.copy_(bias)
+    return folded
 
 
-def test_layer_norm_by_hand_unbiased_variance():
-    def unbiased(x, eps=1e-5):
-        return (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + eps)
-
-    result = ex.check_layer_norm_by_hand(unbiased)
-    assert not result and "unbiased variance" in result.message and "correction=0" in result.message
-
-
-def test_layer_norm_by_hand_missing_eps():
-    def no_eps(x, eps=1e-5):
-        mean, var = _stats_over(x, -1)
-        return (x - mean) / torch.sqrt(var)
-
-    result = ex.check_layer_norm_by_hand(no_eps)
-    assert not result and "add eps inside the square root" in result.message
+def parts(ln, linear):
+    """W, γ, β and b, with a missing β or b as zeros."""
+    beta = ln.bias if ln.bias is not None else torch.zeros_like(ln.weight)
+    b = linear.bias if linear.bias is not None else torch.zeros(linear.out_features, dtype=linear.weight.dtype)
+    return linear.weight, ln.weight, beta, b
 
 
-def test_layer_norm_by_hand_wrong_axis():
-    def over_time(x, eps=1e-5):
-        mean, var = _stats_over(x, 1 if x.dim() == 3 else -1)
-        return (x - mean) / torch.sqrt(var + eps)
-
-    def over_everything(x, eps=1e-5):
-        return (x - x.mean()) / torch.sqrt(x.var(correction=0) + eps)
-
-    result = ex.check_layer_norm_by_hand(over_time)
-    assert not result and "time axis" in result.message and "dim=-1" in result.message
-    result = ex.check_layer_norm_by_hand(over_everything)
-    assert not result and "whole tensor" in result.message
+def fold_into_linear(ln, linear):
+    w, gamma, beta, b = parts(ln, linear)
+    return folded_linear(w * gamma, w @ beta + b)
 
 
-def test_layer_norm_by_hand_wrong_shape_and_not_attempted():
-    result = ex.check_layer_norm_by_hand(lambda x, eps=1e-5: layer_norm_solution(x, eps).sum(-1))
-    assert not result and "shape" in result.message
-
-    def stub(x, eps=1e-5):
-        raise NotImplementedError
-
-    assert "not attempted" in ex.check_layer_norm_by_hand(stub).message
+def test_fold_solution_passes():
+    assert ex.check_fold_into_linear(fold_into_linear)
 
 
-# --- Exercise 2 --------------------------------------------------------------------------------
+def test_fold_in_place_passes_too():
+    def in_place(ln, linear):  # changing `linear` itself and returning it is fine
+        w, gamma, beta, b = parts(ln, linear)
+        with torch.no_grad():
+            new_bias = w @ beta + b
+            linear.weight.mul_(gamma)
+        if linear.bias is None:
+            linear.bias = nn.Parameter(new_bias)
+        else:
+            with torch.no_grad():
+                linear.bias.copy_(new_bias)
+        return linear
+
+    assert ex.check_fold_into_linear(in_place)
+
+
+def test_fold_hints():
+    def rows(ln, linear):
+        w, gamma, beta, b = parts(ln, linear)
+        return folded_linear(w * gamma[:, None] if w.shape[0] == w.shape[1] else w * gamma, w @ beta + b)
+
+    result = ex.check_fold_into_linear(rows)
+    assert not result and "multiplies the columns of W" in result.message
+
+    def beta_plus_b(ln, linear):
+        w, gamma, beta, b = parts(ln, linear)
+        return folded_linear(w * gamma, beta + b if w.shape[0] == w.shape[1] else w @ beta + b)
+
+    result = ex.check_fold_into_linear(beta_plus_b)
+    assert not result and "goes through W too" in result.message
+
+    def no_beta(ln, linear):
+        w, gamma, _, b = parts(ln, linear)
+        return folded_linear(w * gamma, b)
+
+    result = ex.check_fold_into_linear(no_beta)
+    assert not result and "you left β out" in result.message
+
+    def no_b(ln, linear):
+        w, gamma, beta, _ = parts(ln, linear)
+        return folded_linear(w * gamma, w @ beta)
+
+    result = ex.check_fold_into_linear(no_b)
+    assert not result and "the Linear's own bias b" in result.message
+
+
+def test_fold_must_return_a_linear_of_the_same_shape():
+    result = ex.check_fold_into_linear(lambda ln, linear: (linear.weight * ln.weight, linear.bias))
+    assert not result and "return an nn.Linear" in result.message
+    result = ex.check_fold_into_linear(lambda ln, linear: nn.Linear(linear.in_features, linear.out_features + 1))
+    assert not result and "the same shape as `linear`" in result.message
+    result = ex.check_fold_into_linear(lambda ln, linear: nn.Linear(linear.in_features, linear.out_features))
+    assert not result and "should equal linear(ln(x))" in result.message and "off by up to" in result.message
+
+
+# --- Exercise 2: the derivative of GELU ----------------------------------------------------------
 
 
 def cdf(x):
@@ -94,33 +132,74 @@ def test_gelu_derivative_wrong_density_constant():
     assert not result and "off by" in result.message
 
 
-# --- Exercise 3 --------------------------------------------------------------------------------
+# --- Exercise 3: predict, then measure: a deep stack ---------------------------------------------
 
 
-def test_mlp_param_count_passes_solution():
-    assert ex.check_mlp_param_count(lambda n, bias: 8 * n * n + (5 * n if bias else 0))
+def deep_stack(n_layer, n_embd, layernorm):
+    config = GPTConfig(n_embd=n_embd, n_head=1)
+    if layernorm:
+        return nn.Sequential(*[nn.Sequential(LayerNorm(n_embd), MLP(config)) for _ in range(n_layer)])
+    return nn.Sequential(*[MLP(config) for _ in range(n_layer)])
 
 
-def test_mlp_param_count_forgot_biases():
-    result = ex.check_mlp_param_count(lambda n, bias: 8 * n * n)
-    assert not result and "4·n_embd for c_fc and n_embd for c_proj" in result.message
+def test_any_prediction_passes_a_right_stack_and_hears_how_it_fared():
+    right = ex.check_deep_stack("B", deep_stack)
+    assert right and "Your prediction was right" in right.message and "more than 1,000 times smaller" in right.message
+    for wrong in ("A", "c"):
+        result = ex.check_deep_stack(wrong, deep_stack)
+        assert result and f"Your prediction was {wrong.upper()}, the answer B" in result.message
 
 
-def test_mlp_param_count_biases_when_there_are_none():
-    result = ex.check_mlp_param_count(lambda n, bias: 8 * n * n + 5 * n)
-    assert not result and "bias=False" in result.message and "no biases" in result.message
+def test_deep_stack_with_torch_layernorm_passes():
+    def with_torch_norm(n_layer, n_embd, layernorm):
+        config = GPTConfig(n_embd=n_embd, n_head=1)
+        return nn.Sequential(*[nn.Sequential(*([nn.LayerNorm(n_embd)] if layernorm else []), MLP(config))
+                               for _ in range(n_layer)])
+
+    assert ex.check_deep_stack("B", with_torch_norm)
 
 
-def test_mlp_param_count_wrong_bias_size():
-    result = ex.check_mlp_param_count(lambda n, bias: 8 * n * n + (8 * n if bias else 0))
-    assert not result and "its bias has n_embd entries" in result.message
+def test_deep_stack_prediction_must_be_a_choice():
+    result = ex.check_deep_stack("D", deep_stack)
+    assert not result and '"A", "B" or "C"' in result.message
 
 
-def test_mlp_param_count_one_layer_only():
-    result = ex.check_mlp_param_count(lambda n, bias: 4 * n * n + (4 * n if bias else 0))
-    assert not result and "two Linear layers" in result.message
+def test_deep_stack_layernorm_after_the_mlp_fails():
+    def norm_after(n_layer, n_embd, layernorm):
+        config = GPTConfig(n_embd=n_embd, n_head=1)
+        return nn.Sequential(*[nn.Sequential(MLP(config), *([LayerNorm(n_embd)] if layernorm else []))
+                               for _ in range(n_layer)])
+
+    result = ex.check_deep_stack("B", norm_after)
+    assert not result and "goes *before* each MLP" in result.message
 
 
-def test_mlp_param_count_not_an_int():
-    result = ex.check_mlp_param_count(lambda n, bias: 8.0 * n * n + (5 * n if bias else 0))
-    assert not result and "should return an int" in result.message
+def test_deep_stack_with_residual_connections_fails():
+    class Residual(nn.Module):
+        def __init__(self, n_embd, layernorm):
+            super().__init__()
+            self.ln = LayerNorm(n_embd) if layernorm else nn.Identity()
+            self.mlp = MLP(GPTConfig(n_embd=n_embd, n_head=1))
+
+        def forward(self, x):
+            return x + self.mlp(self.ln(x))
+
+    result = ex.check_deep_stack("B", lambda n, c, ln: nn.Sequential(*[Residual(c, ln) for _ in range(n)]))
+    assert not result and "no residual connection" in result.message
+
+
+def test_deep_stack_counts_its_parts():
+    result = ex.check_deep_stack("B", lambda n, c, ln: deep_stack(n - 1, c, ln))
+    assert not result and "holds 7 MLPs, expected 8" in result.message
+    one_mlp_eight_times = lambda n, c, ln: nn.Sequential(*[MLP(GPTConfig(n_embd=c, n_head=1))] * n)
+    assert "holds 1 MLPs" in ex.check_deep_stack("B", one_mlp_eight_times).message
+    result = ex.check_deep_stack("B", lambda n, c, ln: deep_stack(n, c, True))
+    assert not result and "none without layernorm" in result.message
+    assert "should return an nn.Module" in ex.check_deep_stack("B", lambda n, c, ln: [MLP(GPTConfig(n_embd=c, n_head=1))]).message
+
+
+def test_deep_stack_leaves_the_global_random_state_alone():
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    ex.check_deep_stack("B", deep_stack)
+    assert torch.equal(torch.random.get_rng_state(), before)

@@ -7,8 +7,11 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from helpers.attention import GPTConfig
 from helpers.exercises import Hint, exercise, expect, expect_close, expect_shape
+from helpers.layers import MLP, LayerNorm
 
 
 def _close(got, want, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
@@ -16,40 +19,58 @@ def _close(got, want, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
     return got_t.shape == want_t.shape and torch.allclose(got_t, want_t, atol=atol, rtol=rtol)
 
 
-@exercise("Exercise 1 (normalise by hand, over the right axis)")
-def check_layer_norm_by_hand(layer_norm_by_hand: Callable) -> str:
-    """`layer_norm_by_hand(x, eps)` normalises every vector along the last axis of x to mean 0, variance 1."""
-    eps = 1e-5
-    vector = torch.tensor([2.0, 4.0, 6.0, 8.0])
-    got = layer_norm_by_hand(vector.clone(), eps)
-    expect_shape(got, tuple(vector.shape), "layer_norm_by_hand([2., 4., 6., 8.])")
-    unbiased = (vector - vector.mean()) / torch.sqrt(vector.var(correction=1) + eps)
-    expect(not _close(got, unbiased),
-           "you used the unbiased variance (dividing by n - 1); LayerNorm divides by n: "
-           "use x.var(dim=-1, keepdim=True, correction=0), or ((x - mean) ** 2).mean(dim=-1, keepdim=True)")
-    expect_close(got, F.layer_norm(vector, (4,), eps=eps), "layer_norm_by_hand([2., 4., 6., 8.])")
+def _random_pair(n_in: int, n_out: int, ln_bias: bool, linear_bias: bool, seed: int) -> tuple[LayerNorm, nn.Linear]:
+    """A LayerNorm with γ and β away from 1 and 0, and the Linear that reads it, in float64."""
+    generator = torch.Generator().manual_seed(seed)
+    ln, linear = LayerNorm(n_in, bias=ln_bias).double(), nn.Linear(n_in, n_out, bias=linear_bias).double()
+    with torch.no_grad():
+        for param in [*ln.parameters(), *linear.parameters()]:
+            param.copy_(torch.randn(param.shape, generator=generator, dtype=torch.float64))
+    return ln, linear
 
-    constant = torch.full((3,), 7.0)
-    got = layer_norm_by_hand(constant.clone(), eps)
-    expect_shape(got, (3,), "layer_norm_by_hand of a constant vector")
-    expect(bool(torch.isfinite(got).all()),
-           "a constant vector has variance 0, so you divided by 0: add eps inside the square root, sqrt(var + eps)")
-    expect_close(got, torch.zeros(3), "layer_norm_by_hand of a constant vector")
 
-    generator = torch.Generator().manual_seed(4)
-    batch = 3.0 + 2.0 * torch.randn(2, 3, 5, generator=generator)
-    got = layer_norm_by_hand(batch.clone(), eps)
-    expect_shape(got, (2, 3, 5), "layer_norm_by_hand of a (B, T, C) = (2, 3, 5) batch")
-    for dim, name in ((0, "the batch axis (dim 0)"), (1, "the time axis (dim 1)")):
-        wrong = (batch - batch.mean(dim, keepdim=True)) / torch.sqrt(batch.var(dim, keepdim=True, correction=0) + eps)
-        expect(not _close(got, wrong),
-               f"you normalised over {name}: LayerNorm normalises each position's own C features, "
-               "so take mean and variance over dim=-1 (with keepdim=True so they broadcast)")
-    whole = (batch - batch.mean()) / torch.sqrt(batch.var(correction=0) + eps)
-    expect(not _close(got, whole),
-           "you normalised the whole tensor at once: take mean and variance over dim=-1 only, with keepdim=True")
-    expect_close(got, F.layer_norm(batch, (5,), eps=eps), "layer_norm_by_hand of a (2, 3, 5) batch")
-    return "matches F.layer_norm on a vector, a constant vector and a (B, T, C) batch"
+def _wrong_folds(ln: LayerNorm, linear: nn.Linear) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """(weight, bias) of typical wrong folds, and the hint each one deserves."""
+    w, gamma = linear.weight.detach(), ln.weight.detach()
+    beta = ln.bias.detach() if ln.bias is not None else torch.zeros_like(gamma)
+    b = linear.bias.detach() if linear.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype)
+    folds = {
+        "γ scales the Linear's *input* features, so it multiplies the columns of W (W * γ), not its rows":
+            ((w * gamma[:, None]) if w.shape[0] == w.shape[1] else None, w @ beta + b),
+        "β is added before the Linear, so it goes through W too: the new bias is W @ β + b, not β + b":
+            (w * gamma, (beta + b) if w.shape[0] == w.shape[1] else None),
+        "you left β out: the Linear sees γ·x̂ + β, and W @ β is part of the new bias": (w * gamma, b),
+        "you left out the Linear's own bias b: the new bias is W @ β + b": (w * gamma, w @ beta),
+    }
+    return {hint: fold for hint, fold in folds.items() if fold[0] is not None and fold[1] is not None}
+
+
+@exercise("Exercise 1 (fold γ and β into the next Linear)")
+def check_fold_into_linear(fold_into_linear: Callable) -> str:
+    """`fold_into_linear(ln, linear)` returns an nn.Linear `folded` with folded(x̂) == linear(ln(x)), where
+    x̂ = F.layer_norm(x, (C,)) is x normalised without γ and β."""
+    cases = [(6, 6, True, True), (6, 10, True, True), (6, 10, True, False), (6, 4, False, True), (5, 5, False, False)]
+    for seed, (n_in, n_out, ln_bias, linear_bias) in enumerate(cases):
+        ln, linear = _random_pair(n_in, n_out, ln_bias, linear_bias, seed)
+        x = torch.randn(4, 3, n_in, generator=torch.Generator().manual_seed(10 + seed), dtype=torch.float64)
+        x_hat = F.layer_norm(x, (n_in,))
+        with torch.no_grad():
+            want = linear(ln(x))
+            wrong = {hint: F.linear(x_hat, weight, bias) for hint, (weight, bias) in _wrong_folds(ln, linear).items()}
+            wrong = {hint: output for hint, output in wrong.items() if not _close(output, want)}  # not wrong here
+            folded = fold_into_linear(ln, linear)
+            case = (f"LayerNorm({n_in}, bias={ln_bias}) then nn.Linear({n_in}, {n_out}, bias={linear_bias})")
+            expect(isinstance(folded, nn.Linear), f"return an nn.Linear, got {type(folded).__name__}")
+            expect((folded.in_features, folded.out_features) == (n_in, n_out),
+                   f"for {case} the folded Linear maps {folded.in_features} -> {folded.out_features} features, "
+                   f"expected {n_in} -> {n_out}: the same shape as `linear`")
+            got = folded.double()(x_hat)
+        for hint, output in wrong.items():
+            expect(not _close(got, output), f"for {case}: {hint}")
+        expect_close(got, want, f"for {case}, folded(x̂), which should equal linear(ln(x)),", atol=1e-8, rtol=1e-6)
+    return ("a LayerNorm's γ and β are a scale and a shift of each feature, and the Linear that reads them can absorb "
+            "both: W·diag(γ) and W·β + b. They add nothing a Linear after them could not do; they matter while "
+            "training, where each feature's scale is learned on its own")
 
 
 def _standard_normal_cdf(x: torch.Tensor) -> torch.Tensor:
@@ -75,35 +96,101 @@ def check_gelu_derivative(gelu_derivative: Callable) -> str:
     return f"matches autograd; the slope dips below 0 (to {got.min().item():.3f} at x ≈ {dip:.1f}), unlike ReLU's"
 
 
-def _mlp_param_count(n_embd: int, bias: bool) -> int:
-    from helpers.attention import GPTConfig
-    from helpers.layers import MLP
+STACK_DEPTH, STACK_WIDTH, STACK_INPUTS = 8, 64, 256  # the deep stack of exercise 3
+STACK_CHOICES = {
+    "A": "about as large as after the first MLP (within 10 times)",
+    "B": "more than 1,000 times smaller",
+    "C": "more than 1,000 times larger",
+}
 
-    mlp = MLP(GPTConfig(n_embd=n_embd, n_head=1, bias=bias))
-    return sum(p.numel() for p in mlp.parameters())
+
+def reference_stack(n_layer: int, n_embd: int, layernorm: bool) -> nn.Sequential:
+    """n_layer of lesson 04's MLPs in a row, each reading a LayerNorm of its input when layernorm is True."""
+    config = GPTConfig(n_embd=n_embd, n_head=1)
+    return nn.Sequential(*[nn.Sequential(LayerNorm(n_embd), MLP(config)) if layernorm else MLP(config)
+                           for _ in range(n_layer)])
 
 
-@exercise("Exercise 3 (count the MLP's parameters)")
-def check_mlp_param_count(mlp_param_count: Callable) -> str:
-    """`mlp_param_count(n_embd, bias)` is the number of parameters of MLP(GPTConfig(n_embd=..., bias=...))."""
-    for n_embd, bias in ((768, True), (768, False), (64, True), (5, False)):
-        got = mlp_param_count(n_embd, bias)
-        want = _mlp_param_count(n_embd, bias)
-        weights, biases = 8 * n_embd * n_embd, 5 * n_embd
-        call = f"mlp_param_count({n_embd}, bias={bias})"
-        expect(isinstance(got, int) and not isinstance(got, bool), f"{call} should return an int, got {got!r}")
-        if got == want:
-            continue
-        if bias and got == weights:
-            raise Hint(f"{call}: with bias=True each Linear also has one bias per output: "
-                       "4·n_embd for c_fc and n_embd for c_proj")
-        if not bias and got == weights + biases:
-            raise Hint(f"{call}: with bias=False the Linear layers have no biases, only weights")
-        if bias and got == weights + 8 * n_embd:
-            raise Hint(f"{call}: c_proj maps 4·n_embd -> n_embd, so its bias has n_embd entries, not 4·n_embd")
-        if got in (weights // 2, weights // 2 + 4 * n_embd, weights // 2 + n_embd):
-            raise Hint(f"{call}: there are two Linear layers, c_fc (n_embd -> 4·n_embd) and c_proj (4·n_embd -> n_embd)")
-        raise Hint(f"{call} returned {got}, which is not the MLP's count: add up the sizes of c_fc.weight, "
-                   "c_fc.bias, c_proj.weight and c_proj.bias (GELU and dropout have no parameters)")
-    small = _mlp_param_count(768, True)
-    return f"each GPT-2 small MLP holds {small:,} parameters; the MLPs of its 12 blocks hold {12 * small / 1e6:.1f}M of its 124M"
+def signal(x: torch.Tensor) -> float:
+    """How much the vectors of a batch differ from one input to the next: the std over the batch, averaged."""
+    return x.std(dim=0).mean().item()
+
+
+def _signals(stack: nn.Module, x: torch.Tensor) -> list[float]:
+    """The signal after each MLP of the stack, in order (read with forward hooks)."""
+    found: list[float] = []
+    hooks = [m.register_forward_hook(lambda m, i, out: found.append(signal(out))) for m in stack.modules()
+             if isinstance(m, MLP)]
+    try:
+        with torch.no_grad():
+            stack(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return found
+
+
+def _input_gradient(stack: nn.Module, x: torch.Tensor) -> float:
+    """The mean size of the gradient that reaches the input when the output is summed."""
+    x = x.clone().requires_grad_()
+    stack(x).sum().backward()
+    return x.grad.abs().mean().item()
+
+
+def _built(deep_stack: Callable, layernorm: bool) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):  # the same weights as the reference's, the learner's RNG untouched
+        torch.manual_seed(0)
+        stack = deep_stack(STACK_DEPTH, STACK_WIDTH, layernorm)
+    call = f"deep_stack({STACK_DEPTH}, {STACK_WIDTH}, layernorm={layernorm})"
+    expect(isinstance(stack, nn.Module), f"{call} should return an nn.Module (nn.Sequential works), "
+           f"got {type(stack).__name__}")
+    n_mlps = sum(isinstance(m, MLP) for m in stack.modules())
+    expect(n_mlps == STACK_DEPTH, f"{call} holds {n_mlps} MLPs, expected {STACK_DEPTH} (this lesson's MLP)")
+    n_norms = sum(isinstance(m, (LayerNorm, nn.LayerNorm)) for m in stack.modules())
+    expect(n_norms == (STACK_DEPTH if layernorm else 0),
+           f"{call} holds {n_norms} LayerNorms, expected {STACK_DEPTH if layernorm else 0}: "
+           + ("one before each MLP" if layernorm else "none without layernorm"))
+    return stack
+
+
+@exercise("Exercise 3 (predict, then measure: a deep stack)")
+def check_deep_stack(prediction, deep_stack: Callable) -> str:
+    """`deep_stack(n_layer, n_embd, layernorm)` chains n_layer MLPs (no residual connections), each reading a
+    LayerNorm of its input when layernorm is True. The learner predicts what happens to the signal without one."""
+    expect(prediction is not None and prediction is not Ellipsis,
+           'not attempted yet: first write your prediction ("A", "B" or "C") in `prediction`, then build the stack')
+    choice = str(prediction).strip().upper()
+    expect(choice in STACK_CHOICES, f'`prediction` should be "A", "B" or "C", got {prediction!r}')
+    x = torch.randn(STACK_INPUTS, STACK_WIDTH, generator=torch.Generator().manual_seed(1))
+    reference, gradients = {}, {}
+    for layernorm in (False, True):
+        stack = _built(deep_stack, layernorm)
+        with torch.no_grad():
+            out = stack(x.clone())
+        expect_shape(out, (STACK_INPUTS, STACK_WIDTH), f"the output of deep_stack(..., layernorm={layernorm})")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            ideal = reference_stack(STACK_DEPTH, STACK_WIDTH, layernorm)
+        reference[layernorm] = _signals(ideal, x.clone())
+        gradients[layernorm] = _input_gradient(ideal, x)
+        got, want = signal(out), reference[layernorm][-1]
+        if not got > 0 or abs(math.log10(got / want)) > 0.5:  # the same stack, up to its random weights
+            if layernorm and torch.allclose(out.std(dim=-1, correction=0), torch.ones(len(out)), atol=1e-2):
+                raise Hint("the output is normalised: the LayerNorm goes *before* each MLP, where it normalises "
+                           "the MLP's input (GPT-2's ln_1 and ln_2 sit at the input of their sub-blocks)")
+            if not layernorm and got > 0.01:
+                raise Hint("without LayerNorm your stack keeps its signal: chain the MLPs one after the other, "
+                           "h = mlp(h), with no residual connection (h + mlp(h) comes in lesson 05)")
+            raise Hint(f"with layernorm={layernorm} the signal after the last MLP is {got:.3g}, but {want:.3g} in the "
+                       "reference stack: chain the MLPs, each reading a LayerNorm of its input when layernorm is True")
+    first, last = reference[False][0], reference[False][-1]
+    actual = "B" if last < first / 1000 else "C" if last > first * 1000 else "A"
+    per_layer = (last / first) ** (1 / (STACK_DEPTH - 1))
+    verdict = "Your prediction was right." if choice == actual else f"Your prediction was {choice}, the answer {actual}."
+    return (f"without LayerNorm the signal went from {first:.2g} after the first MLP to {last:.2g} after the "
+            f"{STACK_DEPTH}th: {STACK_CHOICES[actual]}. {verdict} With PyTorch's default initialisation each MLP "
+            f"multiplies the size of what varies in its input by about {per_layer:.2f}, so depth multiplies that "
+            f"factor again and again. The gradient that reaches the input shrinks the same way ({gradients[False]:.1e}"
+            f" against {gradients[True]:.2g} with LayerNorm), so the first layers would hardly learn. With a "
+            f"LayerNorm before each MLP the signal ends at {reference[True][-1]:.2f}: each one sets the scale back to "
+            "1, whatever came before")
