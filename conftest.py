@@ -15,6 +15,15 @@ from helpers.downloads import ASSETS, OFFLINE_ENV, DownloadError, fetch
 # No one sees the notebooks' widgets under pytest (nbval's kernels inherit this): they print instead.
 os.environ["GPTFS_HEADLESS"] = "1"
 
+# Under pytest-xdist each worker gets its share of the cores (nbval's kernels inherit OMP_NUM_THREADS): small
+# models on few threads are overhead-bound, so two workers of one thread do more than one worker of two.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_threads))
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 COURSE_FILES = ("tinyshakespeare", "gpt2-vocab.bpe", "gpt2-encoder.json")  # what the lessons download
 TIKTOKEN_FILES = ("gpt2-vocab.bpe", "gpt2-encoder.json")  # what tiktoken reads from its cache
 
@@ -97,9 +106,24 @@ def offline_dir(tmp_path_factory) -> Path:
     return folder
 
 
+LESSON08_RUN = ("08_training", "09_generation")  # lesson 08 writes runs/lesson08-*; lesson 09 and the solutions read it
+
+
+def group_for_workers(items) -> None:
+    """Under pytest-xdist (`--dist loadgroup`): a notebook's cells share one kernel, so each notebook goes to one
+    worker whole; lessons 08 and 09 and their solutions share lesson 08's run folder, so they go to one worker,
+    in order. Unit tests are spread one by one."""
+    for item in items:
+        if item.path.suffix != ".ipynb":
+            continue
+        group = "lesson08-run" if item.path.stem in LESSON08_RUN else str(item.path)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def pytest_collection_modifyitems(config, items):
     """The notebooks read the course's files: where none can be had (no network, no copies, GPTFS_OFFLINE_DIR
     unset), each notebook is skipped with the one line saying so, instead of failing cell after cell."""
+    group_for_workers(items)
     notebooks = [item for item in items if item.path.suffix == ".ipynb"]
     if not notebooks or os.environ.get(OFFLINE_ENV):
         return  # with GPTFS_OFFLINE_DIR set, a missing copy must fail loudly

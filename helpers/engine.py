@@ -295,9 +295,12 @@ def busy_cores(seconds: float = 0.25, read: Callable[[], dict] = read_cpu_times)
 
 
 def cpu_threads(processes: int = 1, busy: float | None = None) -> int:
-    """Threads for torch on a CPU: the cores other programs leave idle, shared among `processes`, at least 1.
-    On a busy machine, more threads than free cores make them wait for each other."""
+    """Threads for torch on a CPU: the cores other programs leave idle, shared among `processes`, at least 1,
+    and never more than OMP_NUM_THREADS where that is set. On a busy machine, more threads than free cores
+    make them wait for each other."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        cores = min(cores, max(1, int(os.environ["OMP_NUM_THREADS"])))
     busy = busy_cores() if busy is None else busy
     return max(1, min(cores, round(cores - busy)) // processes)
 

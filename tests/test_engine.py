@@ -251,11 +251,15 @@ def test_cpu_threads_leave_out_the_cores_other_programs_keep_busy(monkeypatch):
     from helpers import engine
 
     monkeypatch.setattr(engine.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # pytest-xdist's workers set it
     snapshots = iter([{0: (1000, 500), 1: (1000, 500), 2: (0, 0)},  # cpu2 is not ours: ignored
                       {0: (1100, 500), 1: (1100, 600), 2: (100, 0)}])  # cpu0 fully busy, cpu1 idle
     assert engine.busy_cores(seconds=0, read=lambda: next(snapshots)) == pytest.approx(1.0)
     assert engine.cpu_threads(busy=1.0) == 1 and engine.cpu_threads(busy=0.2) == 2
     assert engine.cpu_threads(processes=2, busy=0.0) == 1 and engine.cpu_threads(busy=5.0) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a cap set on purpose (pytest-xdist workers, a shared server)
+    assert engine.cpu_threads(busy=0.0) == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setattr(engine.os, "getloadavg", lambda: (1.6, 0.0, 0.0), raising=False)
     assert engine.busy_cores(read=dict) == 1.6  # no /proc/stat (macOS): the load average
 
