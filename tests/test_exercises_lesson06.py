@@ -1,136 +1,114 @@
 """Lesson 06's exercise checkers: each passes its solution and fails typical wrong answers with a useful hint."""
 
-import math
-
 import torch
+from torch import nn
 
 from helpers.exercises import lesson06 as ex
 
-# ---- Exercise 1: weight tying
+# ---- Exercise 1: count only the answer
 
 
-def test_is_tied_solution_passes():
-    assert ex.check_is_tied(lambda model: model.lm_head.weight is model.transformer.wte.weight)
+def answer_targets(tokens, prompt_len):
+    idx, targets = tokens[:, :-1], tokens[:, 1:].clone()
+    targets[:, :prompt_len - 1] = -1
+    return idx, targets
 
 
-def test_is_tied_comparing_values_fails_with_hint():
-    result = ex.check_is_tied(lambda model: torch.equal(model.lm_head.weight, model.transformer.wte.weight))
-    assert not result
-    assert "identity" in result.message and "`is`" in result.message
+def test_answer_targets_solution_passes():
+    result = ex.check_answer_targets(answer_targets)
+    assert result and "answer tokens only" in result.message
 
 
-def test_is_tied_always_true_fails():
-    result = ex.check_is_tied(lambda model: True)
-    assert not result and "not tied" in result.message
+def test_answer_targets_off_by_one_gets_hint():
+    def one_too_many(tokens, prompt_len):
+        idx, targets = tokens[:, :-1], tokens[:, 1:].clone()
+        targets[:, :prompt_len] = -1
+        return idx, targets
+
+    result = ex.check_answer_targets(one_too_many)
+    assert not result and "you mask 4 targets, the right number is 3" in result.message
 
 
-def test_is_tied_not_attempted():
-    def stub(model):
+def test_answer_targets_unmasked_zero_or_unshifted_get_hints():
+    result = ex.check_answer_targets(lambda tokens, prompt_len: (tokens[:, :-1], tokens[:, 1:]))
+    assert not result and "nothing is masked" in result.message
+
+    def with_zero(tokens, prompt_len):
+        idx, targets = answer_targets(tokens, prompt_len)
+        return idx, targets.masked_fill(targets == -1, 0)
+
+    result = ex.check_answer_targets(with_zero)
+    assert not result and "0 is a real token id" in result.message
+
+    def unshifted(tokens, prompt_len):
+        targets = tokens[:, :-1].clone()
+        targets[:, :prompt_len - 1] = -1
+        return tokens[:, :-1], targets
+
+    result = ex.check_answer_targets(unshifted)
+    assert not result and "not shifted" in result.message
+
+
+def test_answer_targets_wrong_idx_and_not_attempted():
+    result = ex.check_answer_targets(lambda tokens, prompt_len: (tokens, answer_targets(tokens, prompt_len)[1]))
+    assert not result and "shape" in result.message
+
+    def stub(tokens, prompt_len):
         raise NotImplementedError
 
-    result = ex.check_is_tied(stub)
-    assert not result and "not attempted" in result.message
+    assert "not attempted" in ex.check_answer_targets(stub).message
 
 
-# ---- Exercise 2: HF key names
-
-CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+# ---- Exercise 2: predict, then measure: untie the head
 
 
-def solution_hf_to_ours(key):
-    if key.endswith((".attn.bias", ".attn.masked_bias")) or key == "lm_head.weight":
-        return None
-    name = key if key.startswith("transformer.") else "transformer." + key
-    return name, key.endswith(CONV1D)
+def untie_(model):
+    model.lm_head.weight = nn.Parameter(torch.empty_like(model.transformer.wte.weight).normal_(0.0, 0.02))
 
 
-def test_hf_to_ours_solution_passes():
-    assert ex.check_hf_to_ours(solution_hf_to_ours)
+def self_prediction_rate(model, idx):
+    logits, _ = model(idx)
+    return (logits.argmax(dim=-1) == idx).float().mean()
 
 
-def test_hf_to_ours_without_prefix_fails_with_hint():
-    result = ex.check_hf_to_ours(lambda key: None if solution_hf_to_ours(key) is None else (key, key.endswith(CONV1D)))
-    assert not result and "'transformer.' prefix" in result.message
+def test_untie_solution_passes_whatever_the_prediction():
+    right = ex.check_untie(0.95, untie_, self_prediction_rate)
+    assert right and "Your prediction was right" in right.message and "untied, at 0%" in right.message
+    wrong = ex.check_untie(0.1, untie_, self_prediction_rate)
+    assert wrong and "Your prediction was too low" in wrong.message
 
 
-def test_hf_to_ours_transposing_everything_fails_with_hint():
-    def wrong(key):
-        answer = solution_hf_to_ours(key)
-        return None if answer is None else (answer[0], key.endswith("weight"))
-
-    result = ex.check_hf_to_ours(wrong)
-    assert not result and "must not be transposed" in result.message
-
-
-def test_hf_to_ours_never_transposing_fails_with_hint():
-    result = ex.check_hf_to_ours(lambda key: None if solution_hf_to_ours(key) is None else (solution_hf_to_ours(key)[0], False))
-    assert not result and "Conv1D" in result.message
-
-
-def test_hf_to_ours_catching_c_attn_bias_as_buffer_fails_with_hint():
-    """A sloppy endswith('attn.bias') also drops every attn.c_attn.bias."""
-    def wrong(key):
-        if key.endswith("attn.bias"):
-            return None
-        return solution_hf_to_ours(key)
-
-    result = ex.check_hf_to_ours(wrong)
-    assert not result and "with the dot" in result.message
+def test_untie_with_a_copy_or_in_name_only_gets_hints():
+    copy = ex.check_untie(0.5, lambda m: setattr(m.lm_head, "weight", nn.Parameter(m.transformer.wte.weight.detach().clone())),
+                          self_prediction_rate)
+    assert not copy and "copy of wte's values" in copy.message
+    still_tied = ex.check_untie(0.5, lambda m: m, self_prediction_rate)
+    assert not still_tied and "still wte.weight" in still_tied.message
+    frozen = ex.check_untie(0.5, lambda m: setattr(m.lm_head, "weight", nn.Parameter(
+        torch.randn_like(m.transformer.wte.weight) * 0.02, requires_grad=False)), self_prediction_rate)
+    assert not frozen and "nn.Parameter" in frozen.message
+    too_large = ex.check_untie(0.5, lambda m: setattr(m.lm_head, "weight", nn.Parameter(
+        torch.randn_like(m.transformer.wte.weight))), self_prediction_rate)
+    assert not too_large and "N(0, 0.02²)" in too_large.message
 
 
-def test_hf_to_ours_keeping_lm_head_fails_with_hint():
-    result = ex.check_hf_to_ours(lambda key: ("lm_head.weight", False) if key == "lm_head.weight" else solution_hf_to_ours(key))
-    assert not result and "tied" in result.message
+def test_self_prediction_rate_against_the_next_token_or_as_a_count_gets_hints():
+    def against_next(model, idx):
+        logits, _ = model(idx)
+        return (logits.argmax(dim=-1)[:, :-1] == idx[:, 1:]).float().mean()
+
+    result = ex.check_untie(0.5, untie_, against_next)
+    assert not result and "not with the next token" in result.message
+
+    def count(model, idx):
+        logits, _ = model(idx)
+        return int((logits.argmax(dim=-1) == idx).sum())
+
+    result = ex.check_untie(0.5, untie_, count)
+    assert not result and "fraction" in result.message
 
 
-# ---- Exercise 3: the loss at init
-
-
-def test_initial_loss_solution_passes():
-    result = ex.check_initial_loss(lambda v: math.log(v))
-    assert result and "ln 50" in result.message
-
-
-def test_initial_loss_log2_fails_with_hint():
-    result = ex.check_initial_loss(lambda v: math.log2(v))
-    assert not result and "natural log" in result.message
-
-
-def test_initial_loss_probability_fails_with_hint():
-    result = ex.check_initial_loss(lambda v: 1 / v)
-    assert not result and "probability" in result.message
-
-
-def test_initial_loss_wrong_sign_fails_with_hint():
-    result = ex.check_initial_loss(lambda v: math.log(1 / v))
-    assert not result and "sign" in result.message
-
-
-# ---- Exercise 4: positions with a cache
-
-
-def test_new_positions_solution_passes():
-    assert ex.check_new_positions(lambda T, past: torch.arange(past, past + T, dtype=torch.long))
-
-
-def test_new_positions_ignoring_the_cache_fails_with_hint():
-    result = ex.check_new_positions(lambda T, past: torch.arange(T))
-    assert not result and "past, past + 1" in result.message
-
-
-def test_new_positions_float_fails_with_hint():
-    result = ex.check_new_positions(lambda T, past: torch.arange(past, past + T, dtype=torch.float32))
-    assert not result and "torch.long" in result.message
-
-
-def test_new_positions_off_by_one_fails_with_hint():
-    result = ex.check_new_positions(lambda T, past: torch.arange(past + 1, past + T + 1))
-    assert not result and "position 0" in result.message
-
-
-def test_new_positions_checker_restores_the_model_module():
-    import helpers.model
-
-    original = helpers.model.positions
-    ex.check_new_positions(lambda T, past: torch.arange(T))
-    assert helpers.model.positions is original
+def test_untie_needs_a_prediction_between_0_and_1():
+    assert "not attempted yet" in ex.check_untie(None, untie_, self_prediction_rate).message
+    result = ex.check_untie(97, untie_, self_prediction_rate)
+    assert not result and "between 0 and 1" in result.message

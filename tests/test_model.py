@@ -242,7 +242,7 @@ def test_bad_input(idx, match):
 
 
 def test_every_preset_builds_a_valid_config():
-    assert {"smallgpt", "gpt2-padded", "minigpt-13m", "shakespeare-char", "cpu", "gpt2", "gpt2-medium", "gpt2-large",
+    assert {"smallgpt", "gpt2-padded", "char-8x384", "shakespeare-char", "cpu", "gpt2", "gpt2-medium", "gpt2-large",
             "gpt2-xl"} <= set(PRESETS)
     fields = {f.name for f in dataclasses.fields(GPTConfig)}
     for name, values in PRESETS.items():
@@ -264,16 +264,18 @@ def test_preset_values():
     assert (c.vocab_size, c.n_embd, c.block_size, c.n_layer) == (50257, 1024, 1024, 2)
     c = preset("gpt2-padded")
     assert (c.n_layer, c.n_head, c.n_embd, c.block_size, c.vocab_size) == (12, 12, 768, 1024, 50304)  # 50304 = 64 * 786
-    c = preset("minigpt-13m")
-    assert (c.n_embd, c.n_layer, c.n_head, c.block_size) == (384, 8, 6, 256)
+    c = preset("char-8x384")  # the shape of the quoted "13.1M" model, with our block (lesson 07)
+    assert (c.n_embd, c.n_layer, c.n_head, c.block_size, c.vocab_size, c.bias) == (384, 8, 6, 256, 65, True)
+    c = preset("shakespeare-char")  # nanoGPT's model: no biases
+    assert (c.n_layer, c.n_head, c.n_embd, c.block_size, c.vocab_size, c.dropout, c.bias) == (6, 6, 384, 256, 65, 0.2, False)
     c = preset("cpu")
     assert c.vocab_size == 65 and c.dropout == 0.0
 
 
 def test_parameter_counts_against_references():
-    """shakespeare-char: 10,770,816 (the course's reference); GPT-2 small: HF's GPT2LMHeadModel."""
+    """shakespeare-char: nanoGPT's 10,745,088 (bias=False, tied); GPT-2 small: HF's GPT2LMHeadModel."""
     model = GPT(preset("shakespeare-char"))
-    assert sum(p.numel() for p in model.parameters()) == 10_770_816
+    assert sum(p.numel() for p in model.parameters()) == 10_745_088
     with torch.device("meta"):
         ours = GPT(preset("gpt2"))
         hf = transformers.GPT2LMHeadModel(transformers.GPT2Config())
