@@ -106,7 +106,7 @@ def test_tied_vs_untied_difference_is_vocab_times_width():
 def test_bias_false_counts(name):
     config = preset(name, bias=False)
     assert count_params(config) == numel(on_meta(config))
-    with_bias = preset(name)
+    with_bias = preset(name, bias=True)
     # 11·d per block (3d + d + 4d + d Linear biases, 2d LayerNorm shifts) and d for ln_f
     assert count_params(with_bias) - count_params(config) == 11 * config.n_embd * config.n_layer + config.n_embd
 
@@ -124,11 +124,28 @@ def test_tiny_model_by_hand():
 
 
 def test_references_stated_sizes():
-    char = preset("shakespeare-char")
-    assert count_params(char) == 10_770_816
-    no_bias = preset("shakespeare-char", bias=False)
-    nanogpt = count_params(no_bias) - param_breakdown(no_bias)["wpe"]  # nanoGPT: bias=False, wpe not counted
+    char = preset("shakespeare-char")  # nanoGPT's model: bias=False, tied
+    assert count_params(char) == 10_745_088
+    nanogpt = count_params(char) - param_breakdown(char)["wpe"]  # nanoGPT's get_num_params leaves wpe out
     assert f"{nanogpt / 1e6:.2f}M" == "10.65M"
+    assert count_params(preset("shakespeare-char", bias=True)) == 10_770_816
+    assert count_params(preset("char-8x384")) == 14_319_744
+
+
+def test_the_quoted_13m_model_from_our_parts():
+    """Lesson 07: 8 blocks of 11·d² + 9·d (bias-free Q, K, V; no attention c_proj; MLP and LayerNorms with biases),
+    77 symbols, 256 positions, ln_f, and an untied head with a bias make exactly 13,162,061 parameters."""
+    config = GPTConfig(vocab_size=77, block_size=256, n_layer=8, n_head=6, n_embd=384)
+    with torch.device("meta"):
+        model = GPT(config)
+        for block in model.transformer.h:
+            block.attn.c_attn = nn.Linear(384, 3 * 384, bias=False)
+            block.attn.c_proj = nn.Identity()
+        model.lm_head = nn.Linear(384, 77, bias=True)
+    assert numel(model.transformer.h[0]) == 11 * 384**2 + 9 * 384
+    assert numel(model) == 13_162_061
+    d = 384
+    assert 8 * (11 * d * d + 9 * d) + 77 * d + 256 * d + 2 * d + (77 * d + 77) == 13_162_061
 
 
 def test_model_breakdown_rejects_a_model_that_is_not_a_gpt():
