@@ -2,6 +2,8 @@
 
 import torch
 
+from helpers.attention import GPTConfig
+from helpers.block import Block
 from helpers.exercises import lesson05 as ex
 
 # --- exercise 1 ---
@@ -100,3 +102,50 @@ def test_parallel_hints():
     assert not result and "off by" in result.message
     result = ex.check_parallel_forward(lambda block, x: x[:, -1])
     assert not result and "shape" in result.message
+
+
+# ---- Exercise 4: predict, then measure: depth, ln_f and the gradients
+
+
+def gradient_norms_like_the_lesson(n_layer, final_ln, residual=True):
+    """A learner's likely solution: the stack built in another order than the reference (other random numbers)."""
+    config = GPTConfig(block_size=32, n_layer=n_layer, n_head=4, n_embd=64)
+    x = torch.randn(8, 32, 64)
+    probe = torch.randn_like(x)
+    blocks = torch.nn.ModuleList([Block(config) for _ in range(n_layer)])
+    h = x
+    for block in blocks:
+        h = block(h) if residual else block.mlp(block.ln_2(block.attn(block.ln_1(h))))
+    out = torch.nn.functional.layer_norm(h, (64,)) if final_ln else h
+    (out * probe).sum().backward()
+    return [torch.cat([p.grad.flatten() for p in block.parameters()]).norm().item() for block in blocks]
+
+
+def test_gradient_norms_passes_a_solution_with_other_random_numbers_whatever_the_prediction():
+    right = ex.check_gradient_norms(2.0, gradient_norms_like_the_lesson)
+    assert right and "Your prediction was right" in right.message and "does not tilt" in right.message
+    wrong = ex.check_gradient_norms(0.5, lambda n, f: torch.tensor(gradient_norms_like_the_lesson(n, f)))
+    assert wrong and "Your prediction was too low" in wrong.message
+
+
+def test_gradient_norms_upside_down_gets_hint():
+    result = ex.check_gradient_norms(2.0, lambda n_layer, final_ln: gradient_norms_like_the_lesson(n_layer, final_ln)[::-1])
+    assert not result and "from the last block to the first" in result.message
+
+
+def test_gradient_norms_without_residual_connections_fails():
+    result = ex.check_gradient_norms(2.0, lambda n, f: gradient_norms_like_the_lesson(n, f, residual=False))
+    assert not result and "residual connections" in result.message
+
+
+def test_gradient_norms_ignoring_final_ln_fails():
+    result = ex.check_gradient_norms(2.0, lambda n, f: gradient_norms_like_the_lesson(n, True))
+    assert not result and "LayerNorm only when final_ln" in result.message
+
+
+def test_gradient_norms_needs_a_numeric_prediction_and_one_norm_per_block():
+    assert "not attempted yet" in ex.check_gradient_norms(None, ex.reference_gradient_norms).message
+    result = ex.check_gradient_norms("about 2", ex.reference_gradient_norms)
+    assert not result and "should be a number" in result.message
+    result = ex.check_gradient_norms(2.0, lambda n, f: ex.reference_gradient_norms(n, f)[:-1])
+    assert not result and "one per block" in result.message

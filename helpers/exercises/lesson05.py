@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from helpers.attention import GPTConfig
 from helpers.block import Block
-from helpers.exercises import exercise, expect, expect_close, expect_shape
+from helpers.exercises import Hint, exercise, expect, expect_close, expect_shape
+from helpers.layers import LayerNorm
 
 
 def _numel(module: torch.nn.Module) -> int:
@@ -94,3 +97,74 @@ def check_parallel_forward(parallel_forward) -> str:
     expect(not close(got, shared_ln), "the MLP should read ln_2(x), not ln_1(x): keep both of the block's LayerNorms")
     expect_close(got, want, "parallel_forward(block, x)")
     return "Both branches read the same input, so on a GPU their matrix multiplies can run at once"
+
+
+# ---- Exercise 4: predict, then measure: where the gradient trend comes from
+
+DEPTH_CASES = ((6, True), (48, True), (48, False))  # (n_layer, read out through a final LayerNorm?)
+
+
+def reference_gradient_norms(n_layer: int, final_ln: bool) -> list[float]:
+    """The gradient norm of each block's parameters, first block first, in a residual stack of n_layer Blocks
+    (width 64, 4 heads) at initialisation, read out through a LayerNorm or directly."""
+    config = GPTConfig(block_size=32, n_layer=n_layer, n_head=4, n_embd=64)
+    blocks = torch.nn.ModuleList([Block(config) for _ in range(n_layer)])
+    readout = LayerNorm(config.n_embd) if final_ln else torch.nn.Identity()
+    x = torch.randn(8, config.block_size, config.n_embd)
+    probe = torch.randn_like(x)
+    h = x
+    for block in blocks:
+        h = block(h)
+    (readout(h) * probe).sum().backward()
+    return [sum(p.grad.pow(2).sum() for p in block.parameters()).sqrt().item() for block in blocks]
+
+
+def _norms(gradient_norms, n_layer: int, final_ln: bool) -> list[float]:
+    call = f"gradient_norms({n_layer}, final_ln={final_ln})"
+    got = gradient_norms(n_layer, final_ln)
+    if isinstance(got, torch.Tensor):
+        got = got.detach().flatten().tolist()
+    expect(isinstance(got, (list, tuple)) and len(got) == n_layer,
+           f"{call} should return a list of {n_layer} numbers, one per block, got {type(got).__name__}"
+           + (f" of length {len(got)}" if isinstance(got, (list, tuple)) else ""))
+    got = [float(value) for value in got]
+    expect(all(math.isfinite(value) and value > 0 for value in got), f"{call} holds a zero or non-finite norm: did "
+           "the gradient reach every block? (backpropagate once, then read p.grad of each block's parameters)")
+    return got
+
+
+@exercise("Exercise 4 (predict, then measure: depth, ln_f and the gradients)")
+def check_gradient_norms(prediction, gradient_norms) -> str:
+    """`gradient_norms(n_layer, final_ln)` measures each block's gradient norm in a residual stack; the learner
+    predicts the ratio of the first block's to the last block's for 48 blocks without a final LayerNorm."""
+    expect(prediction is not None and prediction is not Ellipsis,
+           "not attempted yet: first write your prediction (a number: the ratio for 48 blocks without ln_f) in "
+           "`prediction`, then write the experiment")
+    expect(isinstance(prediction, (int, float)) and not isinstance(prediction, bool) and math.isfinite(prediction),
+           f"`prediction` should be a number (a ratio of two gradient norms), got {prediction!r}")
+    ratios = {}
+    for n_layer, final_ln in DEPTH_CASES:
+        torch.manual_seed(0)
+        got = _norms(gradient_norms, n_layer, final_ln)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            want = reference_gradient_norms(n_layer, final_ln)
+        case = f"gradient_norms({n_layer}, final_ln={final_ln})"
+        if abs(got[0] / want[-1] - 1) < 0.3 and abs(got[-1] / want[0] - 1) < 0.3 and n_layer > 6:
+            raise Hint(f"{case} runs from the last block to the first: put the first block's norm first")
+        expect(abs(got[-1] / want[-1] - 1) < 0.3,
+               f"{case}: the last block's gradient norm is {got[-1]:.3g}, the reference's {want[-1]:.3g} (random "
+               "weights move it by about 10%): run x through the blocks with their residual connections "
+               "(block(h)), read out through a LayerNorm only when final_ln, and backpropagate (readout * probe).sum()")
+        expect(abs((got[0] / got[-1]) / (want[0] / want[-1]) - 1) < 0.3,
+               f"{case}: the first block's norm over the last's is {got[0] / got[-1]:.3g}, the reference's "
+               f"{want[0] / want[-1]:.3g}; measure the norm of all of a block's parameter gradients together")
+        ratios[n_layer, final_ln] = want[0] / want[-1]
+    without_ln = ratios[48, False]
+    verdict = ("Your prediction was right (within 20%)." if abs(prediction - without_ln) <= 0.2 * without_ln
+               else f"Your prediction was too {'high' if prediction > without_ln else 'low'}.")
+    return (f"the first block's gradient is {ratios[6, True]:.2f} times the last one's with 6 blocks and "
+            f"{ratios[48, True]:.2f} times with 48; without ln_f it is {without_ln:.2f} times (you predicted "
+            f"{prediction:.3g}). {verdict} Without ln_f every norm changes, but all by about the same factor, so the "
+            "ratio stays: ln_f does not tilt the profile. The tilt grows with depth, as the gradient flowing down "
+            "the residual stream collects one more block's contribution at every layer")
