@@ -120,6 +120,7 @@ def group_for_workers(items) -> None:
         item.add_marker(pytest.mark.xdist_group(group))
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     """The notebooks read the course's files: where none can be had (no network, no copies, GPTFS_OFFLINE_DIR
     unset), each notebook is skipped with the one line saying so, instead of failing cell after cell."""
