@@ -3,9 +3,10 @@
 
 """Tokenizers: a character-level one and a byte-level BPE like GPT-2's, written from scratch."""
 
+import itertools
 import json
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import regex
@@ -99,9 +100,12 @@ def merge(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[int]:
     return out
 
 
-def most_frequent_pair(counts: dict[tuple[int, int], int]) -> tuple[int, int]:
-    """The pair with the highest count; ties go to the smallest pair, so training is deterministic."""
-    return max(counts, key=lambda pair: (counts[pair], -pair[0], -pair[1]))
+def most_frequent_pair(counts: dict[tuple[int, int], int], vocab: dict[int, bytes] | None = None) -> tuple[int, int]:
+    """The pair with the highest count. Ties go to the smallest pair of ids, so that training is deterministic,
+    or, given `vocab` (id -> bytes), to the pair whose bytes are lexicographically greatest."""
+    if vocab is None:
+        return max(counts, key=lambda pair: (counts[pair], -pair[0], -pair[1]))
+    return max(counts, key=lambda pair: (counts[pair], vocab[pair[0]], vocab[pair[1]]))
 
 
 GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -129,11 +133,16 @@ def train_simple(text: str, vocab_size: int) -> dict[tuple[int, int], int]:
     return merges
 
 
-def train_merges(chunk_counts: dict[str, int], n_merges: int, first_id: int = 256) -> dict[tuple[int, int], int]:
+def train_merges(chunk_counts: dict[str, int], n_merges: int, first_id: int = 256,
+                 tie_break: str = "smallest_ids") -> dict[tuple[int, int], int]:
     """Learn `n_merges` BPE merges from chunk -> count, updating pair counts only where a merge changed something.
 
     Returns merges as (id, id) -> new id, with new ids first_id, first_id + 1, ... in the order they were learned.
+    Ties go to the smallest ids (tie_break="smallest_ids") or to the greatest bytes (tie_break="greatest_bytes").
     """
+    if tie_break not in ("smallest_ids", "greatest_bytes"):
+        raise ValueError(f"tie_break must be 'smallest_ids' or 'greatest_bytes', got {tie_break!r}")
+    vocab = {b: bytes([b]) for b in range(256)} if tie_break == "greatest_bytes" else None  # id -> bytes, for ties
     chunks = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
     weights = list(chunk_counts.values())
     counts: dict[tuple[int, int], int] = {}
@@ -151,8 +160,10 @@ def train_merges(chunk_counts: dict[str, int], n_merges: int, first_id: int = 25
                 f"so the vocabulary cannot grow past {first_id + len(merges)} tokens; "
                 "ask for a smaller vocab_size or train on more text"
             )
-        pair = most_frequent_pair(counts)
+        pair = most_frequent_pair(counts, vocab)
         merges[pair] = new_id
+        if vocab is not None:
+            vocab[new_id] = vocab[pair[0]] + vocab[pair[1]]
         for index in where.pop(pair):
             old, weight = chunks[index], weights[index]
             new = merge(old, pair, new_id)
@@ -219,6 +230,44 @@ def build_vocab(
     return vocab
 
 
+def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
+    """The special tokens as a list; a ValueError unless each is a non-empty str, listed once."""
+    if isinstance(special_tokens, (str, bytes)) or not isinstance(special_tokens, Iterable):
+        raise ValueError(f"special_tokens must be a list of strings such as ['<|endoftext|>'], got {special_tokens!r}")
+    tokens = list(special_tokens)
+    for token in tokens:
+        if not isinstance(token, str) or not token:
+            raise ValueError(f"special token {token!r} ({type(token).__name__}) is not allowed: "
+                             "each special token must be a non-empty str such as '<|endoftext|>'")
+    if len(set(tokens)) != len(tokens):
+        raise ValueError(f"special_tokens lists a token more than once: {tokens!r}; give each one once")
+    return tokens
+
+
+def _special_regex(tokens: Collection[str]):
+    """A regex matching any of `tokens`, longest first."""
+    return regex.compile("|".join(regex.escape(t) for t in sorted(tokens, key=lambda t: (-len(t), t))))
+
+
+def count_chunks(text: str, pattern: str = GPT2_SPLIT_PATTERN, special_tokens: Iterable[str] = ()) -> Counter:
+    """How often each chunk of `text` occurs, the text first cut at the special tokens, which are left out."""
+    _check_text(text)
+    special_tokens = check_special_tokens(special_tokens)
+    pieces = _special_regex(special_tokens).split(text) if special_tokens else [text]
+    return Counter(chunk for piece in pieces for chunk in split_chunks(piece, pattern))
+
+
+def merges_to_learn(vocab_size: int, n_special: int = 0) -> int:
+    """How many merges make `vocab_size` tokens: the 256 bytes, then the merges, then `n_special` special tokens."""
+    smallest = 256 + n_special
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < smallest:
+        raise ValueError(
+            f"vocab_size must be an int of at least {smallest}: 256 tokens for the byte values"
+            f"{f' plus {n_special} special tokens' if n_special else ''}; got {vocab_size!r}"
+        )
+    return vocab_size - smallest
+
+
 def merge_by_priority(ids: list[int], merges: dict[tuple[int, int], int]) -> list[int]:
     """Merge the adjacent pair with the lowest priority (the earliest learned), again and again, until none is a merge."""
     while len(ids) > 1:
@@ -246,18 +295,14 @@ class BPECore:
     def vocab_size(self) -> int:
         return len(self.vocab)
 
-    def train(self, text: str, vocab_size: int, special_tokens: Sequence[str] = ()) -> "BPECore":
-        """Learn merges from `text` until there are `vocab_size` tokens (256 bytes + merges + special tokens)."""
-        _check_text(text)
-        smallest = 256 + len(special_tokens)
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < smallest:
-            raise ValueError(
-                f"vocab_size must be an int of at least {smallest}: 256 tokens for the byte values"
-                f"{f' plus {len(special_tokens)} special tokens' if special_tokens else ''}; got {vocab_size!r}"
-            )
-        merges = train_merges(Counter(split_chunks(text, self.pattern)), vocab_size - smallest)
-        first_special = 256 + len(merges)
-        self._set_tables(list(range(256)), merges, {t: first_special + k for k, t in enumerate(special_tokens)})
+    def train(self, text: str, vocab_size: int, special_tokens: Sequence[str] = (),
+              tie_break: str = "smallest_ids") -> "BPECore":
+        """Learn merges from `text` until there are `vocab_size` tokens: the 256 bytes, the merges, the special tokens.
+        No merge crosses or contains a special token (section 6); `tie_break` is train_merges' rule for ties."""
+        special_tokens = check_special_tokens(special_tokens)
+        n_merges = merges_to_learn(vocab_size, len(special_tokens))
+        merges = train_merges(count_chunks(text, self.pattern, special_tokens), n_merges, tie_break=tie_break)
+        self._set_tables(list(range(256)), merges, {t: 256 + n_merges + k for k, t in enumerate(special_tokens)})
         return self
 
     @classmethod
@@ -267,13 +312,17 @@ class BPECore:
         tokenizer._set_tables(*read_gpt2_files(vocab_bpe_path, encoder_json_path))
         return tokenizer
 
+    def encode_chunk(self, chunk: str) -> list[int]:
+        """The ids of one chunk: its bytes merged by priority, worked out once per distinct chunk, then looked up."""
+        if chunk not in self._cache:
+            self._cache[chunk] = merge_by_priority([self.byte_ids[b] for b in chunk.encode("utf-8")], self.merges)
+        return self._cache[chunk]
+
     def encode(self, text: str) -> list[int]:
-        """The ids of `text`: each chunk's bytes merged by priority, each distinct chunk encoded only once."""
+        """The ids of `text`: the ids of its chunks, one after the other."""
         ids = []
         for chunk in split_chunks(text, self.pattern):
-            if chunk not in self._cache:
-                self._cache[chunk] = merge_by_priority([self.byte_ids[b] for b in chunk.encode("utf-8")], self.merges)
-            ids.extend(self._cache[chunk])
+            ids.extend(self.encode_chunk(chunk))
         return ids
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
@@ -297,30 +346,29 @@ def _special_set(value, name: str, everything: Collection[str]) -> set[str]:
     return set(value)
 
 
-def _special_regex(tokens: Collection[str]):
-    """A regex matching any of `tokens`, longest first."""
-    return regex.compile("|".join(regex.escape(t) for t in sorted(tokens, key=lambda t: (-len(t), t))))
-
-
-def special_tokens_to_encode(text: str, allowed_special, disallowed_special, special_tokens: dict[str, int]) -> set[str]:
-    """The special tokens to encode as their ids in `text`; a ValueError if `text` holds a disallowed one."""
+def resolve_special(allowed_special, disallowed_special, special_tokens: dict[str, int]) -> tuple[set[str], set[str]]:
+    """The special tokens to encode as their ids, and the strings that the text must not contain."""
     allowed = _special_set(allowed_special, "allowed_special", special_tokens)
     disallowed = _special_set(disallowed_special, "disallowed_special", set(special_tokens) - allowed)
+    return allowed & set(special_tokens), disallowed  # like tiktoken, allowed names that are not special tokens are ignored
+
+
+def check_no_disallowed(text: str, disallowed: set[str], offset: int = 0) -> None:
+    """A ValueError if `text` holds a disallowed special token (`offset`: where `text` begins in a longer stream)."""
     if disallowed and (found := _special_regex(disallowed).search(text)):
         raise ValueError(
-            f"the text contains the special token {found.group()!r} at position {found.start()}. "
+            f"the text contains the special token {found.group()!r} at position {offset + found.start()}. "
             f"To encode it as the special token, pass allowed_special={{{found.group()!r}}}; "
             "to encode it as ordinary text, pass disallowed_special=()"
         )
-    return allowed & set(special_tokens)  # like tiktoken, names that are not special tokens are ignored here
 
 
 class SaveLoadMixin:
     """Saving a BPE tokenizer's tables to a JSON file, and loading them back (mixed into BPETokenizer)."""
 
-    def save(self, path: str | Path) -> None:
-        """Write the tokenizer to a JSON file."""
-        state = {
+    def to_dict(self) -> dict:
+        """The tables as plain data, what `save` writes: the split pattern, base table, merges and special tokens."""
+        return {
             "format": "gpt-from-scratch BPETokenizer",
             "version": 1,
             "pattern": self.pattern,
@@ -328,25 +376,101 @@ class SaveLoadMixin:
             "merges": [[left, right, new_id] for (left, right), new_id in self.merges.items()],
             "special_tokens": self.special_tokens,
         }
-        Path(path).write_text(json.dumps(state), encoding="utf-8")
+
+    @classmethod
+    def from_dict(cls, state: dict, source: str = "the data") -> "BPETokenizer":
+        """The tokenizer of tables from `to_dict`; a ValueError naming `source` if they are not such tables."""
+        try:
+            if state.get("format") != "gpt-from-scratch BPETokenizer":
+                raise KeyError("format")
+            tokenizer = cls(state["pattern"])
+            merges = {(left, right): new_id for left, right, new_id in state["merges"]}
+            tokenizer._set_tables(state["byte_ids"], merges, state["special_tokens"])
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
+            raise ValueError(f"{source} is not a tokenizer written by BPETokenizer.save ({error!r})") from None
+        return tokenizer
+
+    def save(self, path: str | Path) -> None:
+        """Write the tokenizer to a JSON file."""
+        Path(path).write_text(json.dumps(self.to_dict()), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> "BPETokenizer":
         """A tokenizer read from a JSON file written by `save`."""
         try:
             state = json.loads(Path(path).read_text(encoding="utf-8"))
-            if state.get("format") != "gpt-from-scratch BPETokenizer":
-                raise KeyError("format")
-            tokenizer = cls(state["pattern"])
-            merges = {(left, right): new_id for left, right, new_id in state["merges"]}
-            tokenizer._set_tables(state["byte_ids"], merges, state["special_tokens"])
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as error:
-            raise ValueError(f"{path} is not a tokenizer file written by BPETokenizer.save ({error!r})") from None
-        return tokenizer
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path} is not a tokenizer written by BPETokenizer.save ({error!r})") from None
+        return cls.from_dict(state, source=str(path))
 
 
-class BPETokenizer(SaveLoadMixin, BPECore):
-    """BPECore plus special tokens handled as tiktoken handles them, and saving and loading."""
+def encode_ready(tokenizer, buffer: str, allowed: set[str], hold: int, final: bool) -> tuple[int, list[int]]:
+    """Where the start of `buffer` that no later text can change ends, and its ids.
+
+    `allowed`: the special tokens encoded as ids; `hold`: how many of the last characters may begin a special token;
+    `final`: nothing follows the buffer, so all of it is final.
+    """
+    end = len(buffer) if final else max(len(buffer) - hold, 0)  # we never cut after `end`
+    done, complete = 0, final  # the text before `done` ends with a special token; is buffer[done:end] complete?
+    for found in _special_regex(allowed).finditer(buffer) if allowed else ():
+        if found.end() > end:  # a special token that reaches past `end` waits for the next piece...
+            if found.start() < end:  # ...but it is certain, so the text before it is complete
+                end, complete = found.start(), True
+            break
+        done = found.end()
+    ids = tokenizer.encode(buffer[:done], allowed_special=allowed, disallowed_special=())
+    chunks = split_chunks(buffer[done:end], tokenizer.pattern)
+    if not complete:
+        chunks = chunks[:-2]  # more text may still change the last two chunks
+    for chunk in chunks:
+        ids.extend(tokenizer.encode_chunk(chunk))
+    return done + sum(map(len, chunks)), ids
+
+
+def join_pieces(texts: Iterable[str], min_chars: int) -> Iterator[str]:
+    """The strings of `texts`, joined into pieces of at least `min_chars` characters (the last may be shorter)."""
+    parts, size = [], 0
+    for text in texts:
+        _check_text(text)
+        parts.append(text)
+        size += len(text)
+        if size >= min_chars:
+            yield "".join(parts)
+            parts, size = [], 0
+    yield "".join(parts)
+
+
+class StreamingMixin:
+    """Encoding a stream of strings, such as an open file, in bounded memory (mixed into BPETokenizer)."""
+
+    max_cached_chunks = 100_000  # past this many cached chunks, the cache starts afresh
+
+    def encode_stream(self, texts: Iterable[str], *, allowed_special: str | Collection[str] = frozenset(),
+                      disallowed_special: str | Collection[str] = "all",
+                      min_chars: int = 1 << 16) -> Iterator[tuple[str, list[int]]]:
+        """Yield (text, ids) pairs: consecutive pieces of "".join(texts) and their ids, which are encode's."""
+        allowed, disallowed = resolve_special(allowed_special, disallowed_special, self.special_tokens)
+        hold = max(map(len, allowed | disallowed), default=1) - 1  # a special token may begin in the last `hold`
+        buffer, start = "", 0  # the text not encoded yet, and where it begins in the stream
+        for piece in itertools.chain(join_pieces(texts, min_chars), [None]):  # None: the stream has ended
+            buffer += piece or ""
+            check_no_disallowed(buffer, disallowed, offset=start)
+            ready, ids = encode_ready(self, buffer, allowed, hold, final=piece is None)
+            if len(self._cache) > self.max_cached_chunks:
+                self._cache.clear()
+            if ready:
+                yield buffer[:ready], ids
+            buffer, start = buffer[ready:], start + ready
+
+    def encode_iterable(self, texts: Iterable[str], *, allowed_special: str | Collection[str] = frozenset(),
+                        disallowed_special: str | Collection[str] = "all") -> Iterator[int]:
+        """Lazily yield the ids of "".join(texts), the same as encode's, holding about 64K characters at a time."""
+        for _, ids in self.encode_stream(texts, allowed_special=allowed_special, disallowed_special=disallowed_special):
+            yield from ids
+
+
+class BPETokenizer(SaveLoadMixin, StreamingMixin, BPECore):
+    """BPECore plus special tokens handled as tiktoken handles them, saving and loading, and streaming."""
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode `text`, treating special-token strings as ordinary text."""
@@ -356,7 +480,8 @@ class BPETokenizer(SaveLoadMixin, BPECore):
                disallowed_special: str | Collection[str] = "all") -> list[int]:
         """Encode `text`; special tokens are handled as in tiktoken (see the lesson's appendix)."""
         _check_text(text)
-        allowed = special_tokens_to_encode(text, allowed_special, disallowed_special, self.special_tokens)
+        allowed, disallowed = resolve_special(allowed_special, disallowed_special, self.special_tokens)
+        check_no_disallowed(text, disallowed)
         if not allowed:
             return self.encode_ordinary(text)
         ids, start = [], 0

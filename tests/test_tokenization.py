@@ -1,6 +1,9 @@
 """helpers.tokenization against the references: tiktoken's gpt2 encoding, an independent simple trainer, and bad input."""
 
 import json
+import random
+import sys
+import tracemalloc
 from collections import Counter
 
 import pytest
@@ -12,7 +15,9 @@ from helpers.tokenization import (
     BPECore,
     BPETokenizer,
     CharTokenizer,
+    StreamingMixin,
     build_vocab,
+    count_chunks,
     gpt2_byte_to_unicode,
     train_merges,
 )
@@ -198,17 +203,22 @@ def test_build_vocab_rejects_tables_that_do_not_fit():
 
 # --- training ---
 
-def reference_simple_merges(text: str, n_merges: int) -> list[tuple[tuple[int, int], int]]:
-    """An independent, slow trainer: recount every pair of every unique chunk after each merge."""
+def reference_simple_merges(text: str, n_merges: int, greatest_bytes: bool = False) -> list[tuple[tuple[int, int], int]]:
+    """An independent, slow trainer: recount every pair of every unique chunk after each merge. Ties go to the
+    smallest pair of ids, or with greatest_bytes to the pair whose byte strings compare greatest."""
     chunks = Counter(regex.findall(GPT2_SPLIT_PATTERN, text))
     words = {tuple(chunk.encode("utf-8")): n for chunk, n in chunks.items()}
+    spelled = {i: bytes([i]) for i in range(256)}
     learned = []
     for new_id in range(256, 256 + n_merges):
         counts = Counter()
         for word, n in words.items():
             for pair in zip(word, word[1:]):
                 counts[pair] += n
-        best = min(counts, key=lambda p: (-counts[p], p))  # most frequent, then the smallest pair
+        top = max(counts.values())
+        tied = sorted(p for p in counts if counts[p] == top)
+        best = max(tied, key=lambda p: (spelled[p[0]], spelled[p[1]])) if greatest_bytes else tied[0]
+        spelled[new_id] = spelled[best[0]] + spelled[best[1]]
         learned.append((best, new_id))
         merged = {}
         for word, n in words.items():
@@ -229,6 +239,26 @@ def test_fast_trainer_learns_the_same_merges_as_the_simple_one(text):
     sample = text[:30_000]
     fast = train_merges(Counter(regex.findall(GPT2_SPLIT_PATTERN, sample)), 150)
     assert list(fast.items()) == reference_simple_merges(sample, 150)
+
+
+def test_tie_break_rules():
+    """Ties go to the smallest ids by default; tie_break="greatest_bytes" picks the greatest pair of byte strings."""
+    tied = Counter({"ab": 1, "zy": 1, "zx": 1})
+    assert train_merges(tied, 1) == {(97, 98): 256}
+    assert train_merges(tied, 1, tie_break="greatest_bytes") == {(122, 121): 256}
+    # after "aa" -> 256, "aa"+"c" and "b"+"c" tie: the bytes decide, b"b" > b"aa", though the id 98 < 256
+    assert train_merges(Counter({"aac": 2, "bc": 2, "aa": 1}), 2, tie_break="greatest_bytes") == {(97, 97): 256, (98, 99): 257}
+    with pytest.raises(ValueError, match="tie_break must be 'smallest_ids' or 'greatest_bytes', got 'largest'"):
+        train_merges(tied, 1, tie_break="largest")
+
+
+def test_greatest_bytes_rule_matches_an_independent_trainer(text):
+    sample = text[:30_000]
+    fast = train_merges(Counter(regex.findall(GPT2_SPLIT_PATTERN, sample)), 150, tie_break="greatest_bytes")
+    assert list(fast.items()) == reference_simple_merges(sample, 150, greatest_bytes=True)
+    default = BPETokenizer().train(sample, 406)
+    other = BPETokenizer().train(sample, 406, tie_break="greatest_bytes")
+    assert other.merges == fast and other.merges != default.merges  # the sample has ties, and the rules differ on them
 
 
 def test_trained_round_trips(small_bpe, text):
@@ -325,11 +355,13 @@ def test_decode_accepts_tensors(small_bpe):
 def test_load_rejects_other_files(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"hello": 1}')
-    with pytest.raises(ValueError, match="not a tokenizer file"):
+    with pytest.raises(ValueError, match="bad.json is not a tokenizer written by BPETokenizer.save"):
         BPETokenizer.load(bad)
     bad.write_text("not json")
-    with pytest.raises(ValueError, match="not a tokenizer file"):
+    with pytest.raises(ValueError, match="bad.json is not a tokenizer written by BPETokenizer.save"):
         BPETokenizer.load(bad)
+    with pytest.raises(ValueError, match="the data is not a tokenizer written by BPETokenizer.save"):
+        BPETokenizer.from_dict([1, 2])
 
 
 def test_load_rejects_tables_that_do_not_fit(small_bpe, tmp_path):
@@ -338,5 +370,166 @@ def test_load_rejects_tables_that_do_not_fit(small_bpe, tmp_path):
     state = json.loads(path.read_text(encoding="utf-8"))
     state["merges"][5][2] = state["merges"][4][2]  # two merges that make the same id
     path.write_text(json.dumps(state), encoding="utf-8")
-    with pytest.raises(ValueError, match="not a tokenizer file .* reuses an existing one"):
+    with pytest.raises(ValueError, match="not a tokenizer written by BPETokenizer.save .* reuses an existing one"):
         BPETokenizer.load(path)
+
+
+# --- special tokens in training ---
+
+STORIES = ["Tom has a red ball.", "The cat sat on the mat!", "Anna reads a book.", "We swim in the sea?", "Tom and Anna play."]
+
+
+def learned_strings(tok: BPETokenizer) -> list[bytes]:
+    return [tok.vocab[i] for i in sorted(tok.merges.values())]
+
+
+def test_special_tokens_are_boundaries_in_training():
+    """<|endoftext|> is the only place where '<', '|' and '>' occur: trained with it as a special token, no learned
+    token holds one of them; trained without, the merges spell out the separator and glue it to punctuation."""
+    corpus = "<|endoftext|>".join(STORIES * 40)
+    assert not set("<|>") & set("".join(STORIES))
+    bounded = BPETokenizer().train(corpus, vocab_size=297, special_tokens=["<|endoftext|>"])
+    plain = BPETokenizer().train(corpus, vocab_size=297)
+    assert len(bounded.merges) == 40 and bounded.special_tokens == {"<|endoftext|>": 296}
+    assert not [t for t in learned_strings(bounded) if set(t) & set(b"<|>")]
+    separator_pieces = [t for t in learned_strings(plain) if set(t) & set(b"<|>")]
+    assert b"<|" in separator_pieces and b"|>" in separator_pieces
+    assert any(t[:1] in (b".", b"!", b"?") for t in separator_pieces)  # a merge across a document boundary
+    doc = "<|endoftext|>".join(STORIES)
+    ids = bounded.encode(doc, allowed_special="all")
+    assert ids.count(296) == 4 and bounded.decode(ids) == doc
+
+
+def test_count_chunks_cuts_at_special_tokens_longest_first():
+    counts = count_chunks("a.<|x|><|x|><|xy|>b.<|x|>", special_tokens=["<|x|>", "<|x|><|xy|>"])
+    assert counts == Counter({"a": 1, ".": 2, "b": 1})  # '<|x|><|xy|>' is matched whole, not as '<|x|>' + '<|xy|>'
+    assert count_chunks("a<|x|>b") == Counter({"a": 1, "<|": 1, "x": 1, "|>": 1, "b": 1})
+
+
+def test_trained_special_tokens_survive_save_and_load(tmp_path):
+    corpus = "<|endoftext|>".join(STORIES * 40) + "<|pad|>"
+    tok = BPETokenizer().train(corpus, vocab_size=300, special_tokens=["<|endoftext|>", "<|pad|>"])
+    assert tok.special_tokens == {"<|endoftext|>": 298, "<|pad|>": 299} and len(tok.merges) == 42
+    tok.save(tmp_path / "tok.json")
+    for loaded in (BPETokenizer.load(tmp_path / "tok.json"), BPETokenizer.from_dict(json.loads(json.dumps(tok.to_dict())))):
+        assert loaded.special_tokens == tok.special_tokens and loaded.merges == tok.merges
+        assert loaded.encode(corpus, allowed_special="all") == tok.encode(corpus, allowed_special="all")
+        assert loaded.encode(corpus, allowed_special="all")[-1] == 299
+
+
+@pytest.mark.parametrize("special_tokens, message", [
+    ([""], r"special token '' \(str\) is not allowed: each special token must be a non-empty str"),
+    ([b"<|endoftext|>"], r"special token b'<\|endoftext\|>' \(bytes\) is not allowed"),
+    (["<|endoftext|>", None], r"special token None \(NoneType\) is not allowed"),
+    ("<|endoftext|>", r"special_tokens must be a list of strings such as \['<\|endoftext\|>'\], got '<\|endoftext\|>'"),
+    (5, "special_tokens must be a list of strings"),
+    (["<|a|>", "<|a|>"], "lists a token more than once"),
+])
+def test_bad_special_tokens(special_tokens, message):
+    with pytest.raises(ValueError, match=message):
+        BPETokenizer().train("some text", vocab_size=300, special_tokens=special_tokens)
+    with pytest.raises(ValueError, match=message):
+        count_chunks("some text", special_tokens=special_tokens)
+
+
+# --- streaming ---
+
+STREAM_TEXT = (
+    "First Citizen:\n你好，世界！这是一个测试。\n日本語のテキスト\n👨‍👩‍👧‍👦 family 👍🏽\n"
+    "a    \n    b\t\t\n\n   \n  c\n"  # line breaks inside runs of spaces and tabs
+    "The end.<|endoftext|>\n<|endoftext|>Once\n\n<|endoftext|>\n"  # line breaks next to special tokens
+    "x'l\nl x'll we'll IT'S\r\n\r\nno newline at the end   "
+)
+
+
+def stream_cases(text: str, rng: random.Random) -> dict[str, list[str]]:
+    """The same text cut into pieces in several ways."""
+    sizes = {"1": [1] * len(text), "3": [3] * len(text), "random": [rng.randint(1, 9) for _ in text]}
+    cases = {"whole": [text]}
+    for name, steps in sizes.items():
+        cuts, pieces = 0, []
+        for step in steps:
+            if cuts >= len(text):
+                break
+            pieces.append(text[cuts:cuts + step])
+            cuts += step
+        cases[name] = pieces
+    return cases
+
+
+@pytest.mark.parametrize("kwargs", [{"allowed_special": "all"}, {"disallowed_special": ()}])
+def test_encode_iterable_over_a_file_equals_encode(kwargs, gpt2, small_bpe, tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes((STREAM_TEXT * 3).encode("utf-8"))
+    text = path.read_bytes().decode("utf-8")
+    for tok in (gpt2, small_bpe):
+        expected = tok.encode(text, **kwargs)
+        with open(path, encoding="utf-8", newline="") as f:  # line by line
+            assert list(tok.encode_iterable(f, **kwargs)) == expected
+        with open(path, encoding="utf-8", newline="") as f:  # 5 characters at a time: cuts anywhere
+            assert list(tok.encode_iterable(iter(lambda: f.read(5), ""), **kwargs)) == expected
+        for pieces in stream_cases(text, random.Random(0)).values():
+            assert list(tok.encode_iterable(pieces, **kwargs)) == expected
+            # pieces joined into stretches of at least 1 character: the cut rules alone keep the ids right
+            pairs = list(tok.encode_stream(pieces, min_chars=1, **kwargs))
+            assert "".join(t for t, _ in pairs) == text and [i for _, ids in pairs for i in ids] == expected
+
+
+def test_encode_iterable_holds_back_two_chunks(gpt2):
+    """'x' + "'l" + 'l' is x, 'll: the chunk before the last ("'") can still change, so the stream keeps two back."""
+    assert gpt2.encode("x'll") == [87, 1183]
+    assert list(gpt2.encode_iterable(["x'l", "l"])) == [87, 1183]
+    stretches = list(gpt2.encode_stream(["x'l", "l", " more text"], min_chars=1, disallowed_special=()))
+    assert stretches == [("x", [87]), ("'ll", [1183]), (" more text", [517, 2420])]  # after "x'l", only "x" was final
+
+
+def test_encode_iterable_special_tokens_across_pieces(gpt2):
+    pieces = ["The end.<|endo", "ftext|", ">Once"]
+    assert list(gpt2.encode_iterable(pieces, allowed_special="all")) == [464, 886, 13, 50256, 7454]
+    assert list(gpt2.encode_iterable(pieces, disallowed_special=())) == gpt2.encode("".join(pieces), disallowed_special=())
+    with pytest.raises(ValueError, match=r"special token '<\|endoftext\|>' at position 8\. To encode it"):
+        list(gpt2.encode_iterable(pieces))
+    with pytest.raises(ValueError, match=r"at position 70008\."):  # the position in the whole stream
+        list(gpt2.encode_iterable(["a" * 70_000, "The end.<|endoftext|>"]))
+
+
+def test_encode_iterable_bad_input(gpt2, tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("hello\n")
+    with open(path, "rb") as f, pytest.raises(ValueError, match="expects a str, got bytes; decode bytes first"):
+        list(gpt2.encode_iterable(f))
+    with pytest.raises(ValueError, match="allowed_special must be"):
+        list(gpt2.encode_iterable(["hi"], allowed_special="<|endoftext|>"))
+    assert list(gpt2.encode_iterable([])) == [] and list(gpt2.encode_iterable(["", ""])) == []
+
+
+def test_encode_iterable_keeps_its_chunk_cache_bounded(small_bpe, text, monkeypatch):
+    monkeypatch.setattr(StreamingMixin, "max_cached_chunks", 200)
+    sample = text[:300_000]
+    small_bpe._cache.clear()
+    ids, biggest = [], 0
+    for _, batch in small_bpe.encode_stream(sample.splitlines(keepends=True)):
+        ids += batch
+        biggest = max(biggest, len(small_bpe._cache))
+    assert len(set(regex.findall(GPT2_SPLIT_PATTERN, sample))) > 5_000 and biggest < 2_500
+    assert ids == small_bpe.encode(sample)
+
+
+def test_encode_iterable_memory_stays_bounded(gpt2, text, tmp_path):
+    """A file of 5 MB: streaming it keeps the peak of new memory under 10 MB (the chunk cache starts cold);
+    encode on the whole text needs more. (That the ids are encode's is checked above.)"""
+    path = tmp_path / "big.txt"
+    path.write_bytes((text * 5)[:5_000_000].encode("utf-8"))
+    assert path.stat().st_size == 5_000_000
+    gpt2._cache.clear()
+    tracemalloc.start()
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            n_ids = sum(1 for _ in gpt2.encode_iterable(f))
+        stream_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # encode on the whole text holds at least the text and the list of its ids (and also makes every chunk)
+    whole_at_least = sys.getsizeof(path.read_text(encoding="utf-8")) + sys.getsizeof([0] * n_ids)
+    assert n_ids > 1_500_000
+    assert stream_peak < 10_000_000 < whole_at_least
