@@ -10,7 +10,7 @@ from helpers import notebooks
 
 HELPERS = Path(helpers.__file__).resolve().parent
 LESSONS = [notebooks.module_of(path) for path in notebooks.lesson_notebooks()]  # in lesson order
-ENGINE = ["engine", "checkpoint", "distributed"]
+ENGINE = ["engine", "checkpoint", "distributed", "prepare"]  # prepare: token files from any text file (issue 16)
 TOOLS = ["cli", "__main__", "export", "doctor", "bundle"]  # cli is `python -m helpers COMMAND`: it runs the others
 BELOW = ["bootstrap", "device", "downloads", "files", "notebooks", "plots", "runs", "seeding"]
 ABOVE = ["model_map"]  # hand-written, above the lessons like the engine: it draws lesson 06's model from its config
