@@ -98,7 +98,11 @@ def make_tokenizer(info: dict):
         from helpers.downloads import gpt2_tiktoken
 
         return gpt2_tiktoken()
-    raise ValueError(f"unknown tokenizer info {info!r}: expected kind 'char' (with chars) or 'gpt2'")
+    if info.get("kind") == "bpe":  # trained on a text file by helpers.prepare
+        from helpers.tokenization import BPETokenizer
+
+        return BPETokenizer.from_dict(info["tables"], source="the checkpoint's tokenizer")
+    raise ValueError(f"unknown tokenizer info {str(info)[:100]}: expected kind 'char' (with chars), 'gpt2' or 'bpe'")
 
 
 def model_classes(kind: str) -> tuple[type, type]:

@@ -2,6 +2,7 @@
 
     python -m helpers train --profile cpu --out runs/cpu                 # train a GPT (helpers.engine)
     python -m helpers train --out runs/cpu --resume --max_iters 5000     # continue a run
+    python -m helpers train --dataset my_text.txt --tokenizer bpe --out runs/mine   # train on your own text
     torchrun --nproc_per_node 4 -m helpers train --profile gpu --out runs/ddp   # several GPUs (DDP)
     python -m helpers generate --ckpt runs/cpu --prompt "ROMEO:" --top-k 20   # sample from it (lesson 09)
     python -m helpers export --ckpt runs/cpu --out runs/cpu-hf           # as a Hugging Face GPT-2 model
@@ -33,7 +34,9 @@ COMMANDS = {
 
 TRAIN_HELP = {
     "out_dir": "the run's folder (ckpt.pt, metrics.jsonl)",
-    "dataset": "shakespeare_char or shakespeare_gpt2",
+    "dataset": "shakespeare_char, shakespeare_gpt2, or the path of a UTF-8 text file",
+    "tokenizer": "for a text file: gpt2, bpe (trained on the file) or char",
+    "bpe_vocab_size": "for --tokenizer bpe: the vocabulary size",
     "device": "cuda, mps or cpu (default: the best available)",
     "dtype": "float32, bfloat16 or float16 (default: the device's choice)",
     "lr_decay_iters": "where the cosine decay ends (default: max_iters)",
@@ -101,6 +104,9 @@ def train_command(argv: list[str]) -> int:
         _, history = train(model_config, train_config)
     except (ValueError, OSError) as error:  # bad input, or a folder that cannot be written: one clear line
         return fail(error)
+    except KeyboardInterrupt:  # while tokenizing a text file (training itself stops cleanly on its own)
+        print("error: interrupted while preparing the data; run the same command again to resume", file=sys.stderr)
+        return 130
     except NonFiniteLossError as error:  # the message names the step and the checkpoint kept
         print(f"error: {error}", file=sys.stderr)
         return 3

@@ -66,6 +66,7 @@ with warnings.catch_warnings():
 
 METRICS = "metrics.jsonl"  # one JSON line per log step and per evaluation, in the run folder
 DATASETS = {"shakespeare_char": "char", "shakespeare_gpt2": "gpt2"}  # dataset name -> helpers.data kind
+TEXT_TOKENIZERS = ("gpt2", "bpe", "char")  # for a dataset that is a text file (helpers.prepare)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Fields that may change when a run is resumed; any other difference is an error. (lr_decay_iters may change
 # only as long as the cosine still ends at the same step: see check_resumable.)
@@ -81,7 +82,9 @@ class TrainConfig:
     with the preset "cpu", Tiny Shakespeare's characters on 2 CPU cores in about 3 minutes."""
 
     out_dir: str = "runs/default"  # the run's folder: ckpt.pt and metrics.jsonl
-    dataset: str = "shakespeare_char"  # or "shakespeare_gpt2"
+    dataset: str = "shakespeare_char"  # or "shakespeare_gpt2", or the path of a UTF-8 text file
+    tokenizer: str = "gpt2"  # for a text file: gpt2 (GPT-2's BPE), bpe (trained on the file) or char
+    bpe_vocab_size: int = 2048  # for tokenizer="bpe": its vocabulary, <|endoftext|> included
     max_iters: int = 4000  # optimizer steps
     batch_size: int = 8  # sequences per micro-batch, summed over all processes
     gradient_accumulation_steps: int = 1  # micro-batches per optimizer step
@@ -139,7 +142,9 @@ def check_train_config(c: TrainConfig) -> None:
         _require(getattr(c, name) >= 0, name, getattr(c, name), "it must be >= 0")
     for name in ("beta1", "beta2"):
         _require(0 <= getattr(c, name) < 1, name, getattr(c, name), f"it must satisfy 0 <= {name} < 1")
-    _require(c.dataset in DATASETS, "dataset", c.dataset, f"use one of {', '.join(DATASETS)}")
+    _require(c.dataset in DATASETS or Path(c.dataset).is_file(), "dataset", c.dataset,
+             f"use one of {', '.join(DATASETS)}, or the path of a UTF-8 text file that exists")
+    _require(c.tokenizer in TEXT_TOKENIZERS, "tokenizer", c.tokenizer, f"use one of {', '.join(TEXT_TOKENIZERS)}")
     _require(c.dtype is None or c.dtype in DTYPES, "dtype", c.dtype,
              f"use one of {', '.join(DTYPES)}, or None for the device's choice")
     _require(c.num_threads is None or c.num_threads >= 1, "num_threads", c.num_threads, "it must be at least 1, or None")
@@ -148,7 +153,7 @@ def check_train_config(c: TrainConfig) -> None:
 PROFILES: dict[str, dict] = {
     # The CPU recipe: the preset "cpu" with TrainConfig's defaults (how they were tuned: lesson 08).
     "cpu": dict(preset="cpu", model={}, train={}),
-    # nanoGPT's Shakespeare-char recipe for one GPU: 10.8M parameters, 5000 steps.
+    # nanoGPT's Shakespeare-char recipe for one GPU: 10.7M parameters (no biases), 5000 steps.
     "gpu": dict(preset="shakespeare-char", model=dict(dropout=0.2),
                 train=dict(max_iters=5000, batch_size=64, learning_rate=1e-3, min_lr=1e-4,
                            eval_interval=250, eval_iters=200, log_interval=10)),
@@ -169,9 +174,20 @@ def profile(name: str, **overrides) -> tuple[GPTConfig, TrainConfig]:
     spec = PROFILES[name]
     train_config = TrainConfig(**{**spec["train"], **{k: v for k, v in overrides.items() if k in train_fields}})
     model_overrides = {**spec["model"], **{k: v for k, v in overrides.items() if k in model_fields}}
-    if DATASETS[train_config.dataset] == "gpt2" and "vocab_size" not in overrides:
-        model_overrides["vocab_size"] = 50304  # GPT-2's 50,257 tokens, padded to a multiple of 64
+    if "vocab_size" not in overrides:
+        model_overrides.update(text_vocab_size(train_config))
     return preset(spec["preset"], **model_overrides), train_config
+
+
+def text_vocab_size(config: TrainConfig) -> dict:
+    """The model's vocab_size where the data fixes it in advance, padded to a multiple of 64 (GPU kernels like
+    it): GPT-2's tokens, or a BPE trained on a text file. A text file read as characters is sized by check_fits."""
+    if config.dataset in DATASETS:
+        return {"vocab_size": 50304} if DATASETS[config.dataset] == "gpt2" else {}  # 50,257 padded
+    if config.tokenizer == "char":
+        return {}
+    tokens = 50257 if config.tokenizer == "gpt2" else config.bpe_vocab_size
+    return {"vocab_size": -(-tokens // 64) * 64}
 
 
 def profile_for(device: DeviceChoice) -> str:
@@ -194,10 +210,17 @@ class TrainingData:
     tokenizer: dict  # {"kind": "char", "chars": [...]} or {"kind": "gpt2"} (see helpers.checkpoint.make_tokenizer)
 
 
-def load_data(dataset: str) -> TrainingData:
-    """Tokenize the dataset once (helpers.data.prepare_shakespeare) and open its train and val token files."""
+def load_data(dataset: str, tokenizer: str = "gpt2", bpe_vocab_size: int = 2048, progress: bool = False) -> TrainingData:
+    """Tokenize the dataset once and open its train and val token files: Tiny Shakespeare through lesson 02's
+    prepare_shakespeare, or any UTF-8 text file through helpers.prepare (streamed, resumable, cached)."""
     if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}")
+        if not Path(dataset).is_file():
+            raise ValueError(f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}, or the path of a text file")
+        from helpers.prepare import prepare_text_file
+
+        text = prepare_text_file(dataset, tokenizer, vocab_size=bpe_vocab_size if tokenizer == "bpe" else None,
+                                 progress=progress)
+        return TrainingData(read_tokens(text.train_path), read_tokens(text.val_path), text.vocab_size, text.tokenizer)
     prepared = prepare_shakespeare(DATASETS[dataset])
     tokenizer = {"kind": "char", "chars": list(prepared.chars)} if prepared.kind == "char" else {"kind": "gpt2"}
     return TrainingData(read_tokens(prepared.train_path), read_tokens(prepared.val_path), prepared.vocab_size, tokenizer)
@@ -346,7 +369,12 @@ class Run:
 
     def __init__(self, model_config: GPTConfig, config: TrainConfig, device: DeviceChoice, ddp: Distributed):
         self.model_config, self.config, self.device, self.ddp = model_config, config, device, ddp
-        self.data = load_data(config.dataset)
+        if ddp.is_main:  # one process tokenizes; the others then open its finished files
+            self.data = load_data(config.dataset, config.tokenizer, config.bpe_vocab_size, progress=config.progress)
+        if ddp.world_size > 1:
+            dist.barrier()
+        if not ddp.is_main:
+            self.data = load_data(config.dataset, config.tokenizer, config.bpe_vocab_size)
         check_fits(self.data, model_config, config.batch_size)
         self.out = prepare_out_dir(config) if ddp.is_main else Path(config.out_dir)
         if ddp.world_size > 1:

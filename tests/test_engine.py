@@ -276,3 +276,31 @@ def test_the_engine_refuses_a_config_it_cannot_build(tmp_path):
         train("cpu", tiny_train(tmp_path))
     train(TINY, tiny_train(tmp_path, max_iters=1))
     assert load_checkpoint(tmp_path / "run")["model_kind"] == "GPTConfig"
+
+
+@pytest.mark.parametrize("tokenizer", ["char", "bpe"])
+def test_train_on_any_text_file(tmp_path, monkeypatch, tokenizer):
+    monkeypatch.setenv("GPTFS_DATA_DIR", str(tmp_path / "data"))  # the token files go there
+    text = tmp_path / "stories.txt"
+    stories = [f"Once upon a time there was a {animal} who liked {food}.\n" * 3 for animal, food in
+               [("cat", "milk"), ("dog", "bones"), ("fox", "grapes"), ("owl", "mice")]]
+    text.write_text("<|endoftext|>".join(stories * 30), encoding="utf-8")
+    settings = dict(dataset=str(text), tokenizer=tokenizer, bpe_vocab_size=300)
+    model_config, _ = profile("cpu", **settings)
+    if tokenizer == "char":
+        with pytest.raises(ValueError, match="set vocab_size to at least"):  # a file's characters are counted first
+            train(dataclasses.replace(TINY, vocab_size=5), tiny_train(tmp_path, "small", **settings))
+    else:
+        assert model_config.vocab_size == 320  # 300 tokens, padded to a multiple of 64
+    config = dataclasses.replace(TINY, vocab_size=320)
+    _, history = train(config, tiny_train(tmp_path, **settings))
+    assert len(history.steps) == 6 and history.eval_val
+    model, tokenizer_back = load_trained(tmp_path / "run")
+    assert tokenizer_back.decode(tokenizer_back.encode("Once upon a time")) == "Once upon a time"
+
+
+def test_a_dataset_that_is_not_a_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="the path of a UTF-8 text file that exists"):
+        TrainConfig(dataset=str(tmp_path / "missing.txt"))
+    with pytest.raises(ValueError, match="TrainConfig.tokenizer='sentencepiece'"):
+        TrainConfig(tokenizer="sentencepiece")

@@ -177,3 +177,17 @@ def test_a_nan_loss_ends_the_command_with_one_clear_line(tmp_path, monkeypatch, 
     assert code == 3
     err = capsys.readouterr().err
     assert err.startswith("error: the loss became nan at step 0") and "Traceback" not in err
+
+
+def test_train_on_a_text_file_of_ones_own(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GPTFS_DATA_DIR", str(tmp_path / "data"))
+    text = tmp_path / "notes.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog\n" * 400, encoding="utf-8")
+    tiny = [arg for arg in TINY]
+    tiny[tiny.index("--vocab_size") + 1] = "64"
+    args = ["--dataset", str(text), "--tokenizer", "char", "--out", str(tmp_path / "run"), "--max_iters", "2", *tiny]
+    assert run_main(monkeypatch, *args) == 0
+    assert "done at step 2" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "run")["tokenizer"]["kind"] == "char"
+    assert run_main(monkeypatch, "--dataset", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "x"), *tiny) == 2
+    assert "text file that exists" in capsys.readouterr().err
