@@ -64,6 +64,17 @@ try:
     # Lesson 09: generation
     from helpers.generation import KVCache, generate, stream
 
+    # Lesson 10: a modern LLM
+    from helpers.modern import (
+        GroupedQueryAttention,
+        Llama,
+        LlamaConfig,
+        RMSNorm,
+        RoPE,
+        SwiGLU,
+        load_hf_llama_state_dict,
+    )
+
     # The training engine, above the lessons
     from helpers.checkpoint import CheckpointError, load_checkpoint, load_trained, save_checkpoint
     from helpers.engine import PROFILES, History, NonFiniteLossError, TrainConfig, profile, train
@@ -99,6 +110,8 @@ __all__ = [
     "configure_optimizer", "cross_entropy", "estimate_loss", "get_lr", "train_step",
     # 09
     "KVCache", "generate", "stream",
+    # 10
+    "GroupedQueryAttention", "Llama", "LlamaConfig", "RMSNorm", "RoPE", "SwiGLU", "load_hf_llama_state_dict",
     # the engine
     "CheckpointError", "load_checkpoint", "load_trained", "save_checkpoint",
     "PROFILES", "History", "NonFiniteLossError", "TrainConfig", "profile", "train",

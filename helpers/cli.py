@@ -3,6 +3,7 @@
     python -m helpers train --profile cpu --out runs/cpu                 # train a GPT (helpers.engine)
     python -m helpers train --out runs/cpu --resume --max_iters 5000     # continue a run
     python -m helpers train --dataset my_text.txt --tokenizer bpe --out runs/mine   # train on your own text
+    python -m helpers train --arch llama --n_kv_head 2 --out runs/llama  # lesson 10's Llama-style model
     torchrun --nproc_per_node 4 -m helpers train --profile gpu --out runs/ddp   # several GPUs (DDP)
     python -m helpers generate --ckpt runs/cpu --prompt "ROMEO:" --top-k 20   # sample from it (lesson 09)
     python -m helpers export --ckpt runs/cpu --out runs/cpu-hf           # as a Hugging Face GPT-2 model
@@ -54,11 +55,13 @@ def _field_type(annotation) -> type:
     return annotation
 
 
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls, title: str) -> None:
-    """One --flag per field of a dataclass; booleans become --flag / --no-flag. Defaults are None
-    (not given), so that only the flags given replace the profile's values."""
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls, title: str, skip: tuple[str, ...] = ()) -> None:
+    """One --flag per field of a dataclass (but those in `skip`); booleans become --flag / --no-flag. Defaults
+    are None (not given), so that only the flags given replace the profile's values."""
     group = parser.add_argument_group(title)
     for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
         kind, help_text = _field_type(f.type), TRAIN_HELP.get(f.name, "")
         if kind is bool:
             group.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=None, help=help_text)
@@ -79,9 +82,22 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", help=f"the model's shape, from helpers.model.PRESETS ({', '.join(PRESETS)}); "
                                           "default: the profile's")
     parser.add_argument("--out", dest="out_dir_alias", metavar="DIR", help="same as --out_dir")
+    parser.add_argument("--arch", choices=("gpt", "llama"), default="gpt",
+                        help="gpt (lesson 06) or llama (lesson 10: RMSNorm, RoPE, SwiGLU, grouped-query attention), "
+                             "of the same shape")
     add_dataclass_flags(parser, TrainConfig, "training (TrainConfig)")
     add_dataclass_flags(parser, GPTConfig, "model (GPTConfig)")
+    add_dataclass_flags(parser, llama_only_fields(), "with --arch llama (LlamaConfig)", skip=LLAMA_SHARED)
     return parser
+
+
+LLAMA_SHARED = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout", "bias")  # flags GPT's too
+
+
+def llama_only_fields():
+    from helpers.modern import LlamaConfig
+
+    return LlamaConfig
 
 
 def train_command(argv: list[str]) -> int:
@@ -89,9 +105,14 @@ def train_command(argv: list[str]) -> int:
 
     from helpers.engine import NonFiniteLossError, profile, train
     from helpers.model import PRESETS
+    from helpers.modern import LlamaConfig, llama_config_like
 
     args = vars(train_parser().parse_args(argv))
-    name, preset_name, out = args.pop("profile"), args.pop("preset"), args.pop("out_dir_alias")
+    name, preset_name, out, arch = args.pop("profile"), args.pop("preset"), args.pop("out_dir_alias"), args.pop("arch")
+    llama_names = {f.name for f in dataclasses.fields(LlamaConfig)} - set(LLAMA_SHARED)
+    llama_flags = {key: args.pop(key) for key in llama_names if args.get(key) is not None}
+    for key in llama_names:
+        args.pop(key, None)
     if out is not None:
         args["out_dir"] = out
     overrides = {key: value for key, value in args.items() if value is not None}
@@ -101,6 +122,11 @@ def train_command(argv: list[str]) -> int:
                 raise ValueError(f"unknown preset {preset_name!r}; the presets are: {', '.join(PRESETS)}")
             overrides = {**PRESETS[preset_name], **overrides}  # the preset replaces the profile's model, flags both
         model_config, train_config = profile(name, **overrides)
+        if arch == "llama":
+            bias = {"bias": overrides["bias"]} if "bias" in overrides else {}
+            model_config = llama_config_like(model_config, **bias, **llama_flags)
+        elif llama_flags:
+            raise ValueError(f"--{next(iter(llama_flags))} is a LlamaConfig field: add --arch llama")
         _, history = train(model_config, train_config)
     except (ValueError, OSError) as error:  # bad input, or a folder that cannot be written: one clear line
         return fail(error)

@@ -191,3 +191,14 @@ def test_train_on_a_text_file_of_ones_own(tmp_path, monkeypatch, capsys):
     assert load_checkpoint(tmp_path / "run")["tokenizer"]["kind"] == "char"
     assert run_main(monkeypatch, "--dataset", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "x"), *tiny) == 2
     assert "text file that exists" in capsys.readouterr().err
+
+
+def test_arch_llama_trains_lesson_10s_model(tmp_path, monkeypatch, capsys):
+    args = ["--arch", "llama", "--n_kv_head", "1", "--out", str(tmp_path / "llama"), "--max_iters", "2", *TINY]
+    assert run_main(monkeypatch, *args) == 0
+    state = load_checkpoint(tmp_path / "llama")
+    assert state["model_kind"] == "LlamaConfig"
+    assert (state["model_config"]["n_kv_head"], state["model_config"]["n_head"], state["model_config"]["n_embd"]) == (1, 2, 16)
+    capsys.readouterr()
+    assert run_main(monkeypatch, "--n_kv_head", "1", "--out", str(tmp_path / "gpt"), *TINY) == 2
+    assert "add --arch llama" in capsys.readouterr().err
