@@ -250,7 +250,8 @@ def test_with_deps_puts_the_downloaded_wheels_in_the_bundle(tmp_path, offline_di
     monkeypatch.setattr(bundle, "download_dependencies", fake_download)
     zip_path = bundle.make_bundle(tmp_path / "b.zip", with_deps=True, platforms=("windows-x86_64",), pythons=("3.11",))
     ((requirements, platforms, pythons),) = calls
-    assert "transformers>=4.40.0" in requirements and platforms == ("windows-x86_64",) and pythons == ("3.11",)
+    assert any(r.startswith("transformers>=") for r in requirements)  # the [notebooks] extra's, at its lower bound
+    assert platforms == ("windows-x86_64",) and pythons == ("3.11",)
     with zipfile.ZipFile(zip_path) as archive:
         assert archive.read(f"{bundle.FOLDER}/wheels/numpy-2.0.0-cp311-cp311-win_amd64.whl") == b"numpy"
         readme = archive.read(f"{bundle.FOLDER}/README.md").decode()
