@@ -12,11 +12,13 @@ import shutil
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from helpers.checkpoint import load_checkpoint
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+pytestmark = pytest.mark.usefixtures("offline_dir")  # the lessons read the course's files: without them, one line
 CAP = dict(max_iters=2, eval_interval=2, eval_iters=2, log_interval=1, warmup_iters=1, batch_size=8)
 CAP_MODEL = dict(n_layer=2, n_head=2, n_embd=64)
 
