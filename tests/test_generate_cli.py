@@ -120,3 +120,15 @@ def test_the_command_line_lists_its_commands_and_refuses_an_unknown_one():
     assert all(f"python -m helpers {command}" in result.stdout for command in ("train", "generate", "export", "doctor", "bundle"))
     result = subprocess.run([sys.executable, "-m", "helpers", "sample"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "unknown command 'sample'" in result.stderr
+
+
+def test_a_llama_checkpoint_generates_too(tmp_path, monkeypatch, capsys):
+    from helpers.modern import llama_config_like
+
+    config = TrainConfig(out_dir=str(tmp_path / "llama"), max_iters=2, batch_size=4, warmup_iters=1, eval_interval=2,
+                         eval_iters=1, log_interval=1, num_threads=1, progress=False, device="cpu")
+    train(llama_config_like(TINY, n_kv_head=1), config)
+    code, out, _ = run_cli(monkeypatch, capsys, "--ckpt", str(tmp_path / "llama"), "--prompt", "ROMEO:",
+                           "--max-new-tokens", "12", "--temperature", "0")
+    last = out.rstrip("\n").split("\n")[-1]  # (the training above printed its evaluation first)
+    assert code == 0 and last.startswith("ROMEO:") and len(last) > len("ROMEO:")
