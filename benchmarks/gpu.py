@@ -1,6 +1,6 @@
 """The GPU benchmark (issue 14, target 6): three measurements, written to a JSON file and a markdown report.
 
-    python -m benchmarks.gpu                # on a CUDA GPU: the whole benchmark (minutes on an H100)
+    python -m benchmarks.gpu                # on a CUDA GPU: the whole benchmark (not yet timed on one)
     python -m benchmarks.gpu --dry-run      # anywhere: the same code on tiny models and steps, in seconds
     python -m benchmarks.gpu --device cpu   # the whole benchmark on the CPU (hours)
 
@@ -14,8 +14,9 @@
 3. generation: tokens/s of lesson 09's `generate` with and without the KV cache, at GPT-2 small's shape with
    random weights, greedy, 200 new tokens from a 16-token prompt, in float32 as `python -m helpers generate`
    runs; both must give identical tokens.
+`--parts` runs some of the three; `--batch`, `--compile/--no-compile` and `--dataset` change their settings.
 
-Run `--dry-run` on the GPU machine first: it takes a minute and walks the GPU path (bf16, compile). The dry run
+Run `--dry-run` on the GPU machine first: it walks the GPU path (bf16, compile) on tiny models. The dry run
 trains on a small made-up text file written to --out, so it needs no download; the whole benchmark needs Tiny
 Shakespeare (downloaded, or from GPTFS_OFFLINE_DIR). Reports go to --out: benchmarks/results/ (git-ignored),
 or benchmarks/results/dry-run/ for --dry-run. There: gpu.json, gpu.md, and the profile's run folder
@@ -381,6 +382,8 @@ def val_loss_target(part: dict, dry_run: bool) -> dict:
     if dry_run:
         return {**target, "status": NOT_APPLICABLE,
                 "why": f"dry run: a tiny model for {part['steps']} steps, not the profile"}
+    if part["dataset"] != "shakespeare_char":
+        return {**target, "status": NOT_APPLICABLE, "why": f"trained on {part['dataset']}, not Shakespeare-char"}
     if part["interrupted"]:
         return {**target, "status": NOT_MEASURED, "why": f"interrupted after {part['steps']} steps"}
     return {**target, "status": PASS if part["final_val_loss"] <= VAL_LOSS_TARGET else FAIL, "why": ""}

@@ -77,11 +77,12 @@ def test_dry_run_command_writes_the_json_and_markdown_report(tmp_path):
 
 
 def test_the_targets_are_judged_on_the_full_runs_only():
-    run = {"final_val_loss": 1.46, "steps": 5000, "interrupted": False}
+    run = {"dataset": "shakespeare_char", "final_val_loss": 1.46, "steps": 5000, "interrupted": False}
     assert gpu.val_loss_target(run, dry_run=False)["status"] == "pass"
     assert gpu.val_loss_target({**run, "final_val_loss": 1.48}, dry_run=False)["status"] == "fail"
     assert gpu.val_loss_target(run, dry_run=True)["status"] == "not applicable"
     assert gpu.val_loss_target({**run, "interrupted": True}, dry_run=False)["status"] == "not measured"
+    assert gpu.val_loss_target({**run, "dataset": "my.txt"}, dry_run=False)["status"] == "not applicable"
     failed = gpu.val_loss_target({"error": "DownloadError: no network"}, dry_run=False)
     assert (failed["status"], failed["why"]) == ("not measured", "DownloadError: no network")
 
