@@ -267,7 +267,7 @@ def warm_up(config, batch: int, device: DeviceChoice, compile: bool, steps: int)
     except Exception as error:  # noqa: BLE001 -- any compiler failure: measure eager, and say so
         if not compile:
             raise
-        reason = f"eager (torch.compile failed: {type(error).__name__}: {str(error).splitlines()[0][:160]})"
+        reason = f"eager (torch.compile failed: {type(error).__name__}: {first_line(error)[:160]})"
     print(f"throughput: {reason}")
     del trainer
     trainer = make_trainer(config, batch, device, compile=False)
@@ -460,6 +460,11 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message ("" for none): the rest goes with the traceback, which a report omits."""
+    return (str(error).strip().splitlines() or [""])[0]
+
+
 def run_part(name: str, fn: Callable[[], dict]) -> dict:
     """One part's figures, or {"error": one line} when it failed: the other parts still run."""
     print(f"--- {name}", flush=True)
@@ -467,7 +472,7 @@ def run_part(name: str, fn: Callable[[], dict]) -> dict:
     try:
         result = fn()
     except Exception as error:  # noqa: BLE001 -- reported in the JSON and markdown; the next part runs
-        message = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+        message = f"{type(error).__name__}: {first_line(error)}"
         print(f"{name} failed: {message}")
         return {"error": message}
     print(f"{name}: done in {time.perf_counter() - start:.1f} s")
