@@ -1,6 +1,7 @@
 """The GPU benchmark (benchmarks/gpu.py) on the CPU: its dry run writes an honest report, and its GPU-only
 decisions (device, batch halving, the compile fallback, the targets' verdicts) are walked with fakes."""
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -144,7 +145,8 @@ def test_a_batch_that_does_not_fit_is_halved(monkeypatch, capsys, one_thread):
         return real_warm_up(config, batch, device, compile, steps)
 
     monkeypatch.setattr(gpu, "warm_up", warm_up)
-    result = gpu.run_throughput(gpu.DRY_RUN, CPU, batch=8, compile=False)
+    plan = dataclasses.replace(gpu.DRY_RUN, rounds=1, timed_steps=1)
+    result = gpu.run_throughput(plan, CPU, batch=8, compile=False)
     assert tried == [8, 4, 2] and result["batch_size"] == 2
     assert "batch 8 does not fit, trying 4" in capsys.readouterr().out
 
