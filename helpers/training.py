@@ -30,12 +30,12 @@ def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
 def configure_optimizer(model: nn.Module, weight_decay: float, learning_rate: float,
                         betas: tuple[float, float], device_type: str) -> torch.optim.AdamW:
     """AdamW with two parameter groups: weight decay for 2-D weights (matmuls, embeddings),
-    none for biases and LayerNorm gains. Fused (one kernel for all parameters) on CUDA."""
+    none for biases and LayerNorm gains. Fused (one kernel for all parameters) on CUDA and the CPU."""
     params = [p for p in model.parameters() if p.requires_grad]  # a tied weight appears once
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type == "cuda")
+    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type in ("cuda", "cpu"))
 
 
 def get_lr(step: int, learning_rate: float, min_lr: float, warmup_iters: int, lr_decay_iters: int) -> float:
