@@ -3,8 +3,10 @@
 
 """Tokenizers: a character-level one and a byte-level BPE like GPT-2's, written from scratch."""
 
+import heapq
 import itertools
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -109,11 +111,16 @@ def most_frequent_pair(counts: dict[tuple[int, int], int], vocab: dict[int, byte
 
 
 GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+# The same pattern for ASCII text, for Python's built-in `re`: a letter is [A-Za-z], a digit [0-9], and with
+# re.ASCII, \s is one of " \t\n\r\f\v", as regex's \s is among ASCII characters.
+GPT2_ASCII_PATTERN = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+""", re.ASCII)
 
 
 def split_chunks(text: str, pattern: str = GPT2_SPLIT_PATTERN) -> list[str]:
     """Cut `text` into the chunks that BPE merges within (never across)."""
     _check_text(text)
+    if pattern == GPT2_SPLIT_PATTERN and text.isascii():
+        return GPT2_ASCII_PATTERN.findall(text)  # the same chunks, found faster
     return regex.findall(pattern, text)
 
 
@@ -133,6 +140,72 @@ def train_simple(text: str, vocab_size: int) -> dict[tuple[int, int], int]:
     return merges
 
 
+def merge_and_count(ids: list[int], pair: tuple[int, int], new_id: int, weight: int,
+                    changes: defaultdict[tuple[int, int], int]) -> list[int]:
+    """merge(ids, pair, new_id), also adding to `changes` how the counts of the pairs around each merge change.
+
+    Every pair of `ids` counts `weight` times (its chunk's count). Where the merged pair overlaps itself (`a a a`),
+    `changes` also holds the merged pair: the caller drops it, since the pair is gone from every chunk.
+    """
+    a, b = pair
+    out, i = [], 0
+    while i < len(ids):
+        if ids[i] == a and i + 1 < len(ids) and ids[i + 1] == b:
+            if out:  # x a b -> x N (x may be a new_id made just before)
+                changes[out[-1], a] -= weight
+                changes[out[-1], new_id] += weight
+            if i + 2 < len(ids):  # a b y -> N y
+                changes[b, ids[i + 2]] -= weight
+                changes[new_id, ids[i + 2]] += weight
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def index_pairs(chunks: list[list[int]], weights: list[int]) -> tuple[dict, defaultdict]:
+    """The count of every pair over all chunks, each chunk's pairs counted `weight` times, and pair -> the
+    indices of the chunks that contain it."""
+    counts: dict[tuple[int, int], int] = {}
+    where: defaultdict[tuple[int, int], set[int]] = defaultdict(set)
+    for index, (ids, weight) in enumerate(zip(chunks, weights)):
+        count_pairs(ids, counts, weight)
+        for pair in zip(ids, ids[1:]):
+            where[pair].add(index)
+    return counts, where
+
+
+def pop_most_frequent(heap: list, counts: dict[tuple[int, int], int],
+                      vocab: dict[int, bytes] | None = None) -> tuple[int, int] | None:
+    """Pop the most frequent pair off a heap of (-count, pair) entries; None if no entry is current.
+
+    Ties are broken by most_frequent_pair, as in the simple trainer; the pairs that lose go back on the heap."""
+    top, tied = None, {}
+    while heap and (top is None or heap[0][0] == top):
+        minus_count, pair = heapq.heappop(heap)
+        if counts.get(pair) == -minus_count:  # a current entry, not a stale one
+            top, tied[pair] = minus_count, -minus_count
+    if not tied:
+        return None
+    best = most_frequent_pair(tied, vocab)
+    for pair in tied.keys() - {best}:
+        heapq.heappush(heap, (-tied[pair], pair))
+    return best
+
+
+def apply_changes(counts: dict[tuple[int, int], int], changes: dict[tuple[int, int], int], heap: list) -> None:
+    """Add `changes` to `counts` (a pair whose count falls to 0 is removed) and push each new count onto the heap."""
+    for pair, change in changes.items():
+        if change:
+            counts[pair] = counts.get(pair, 0) + change
+            if counts[pair]:
+                heapq.heappush(heap, (-counts[pair], pair))
+            else:
+                del counts[pair]
+
+
 def train_merges(chunk_counts: dict[str, int], n_merges: int, first_id: int = 256,
                  tie_break: str = "smallest_ids") -> dict[tuple[int, int], int]:
     """Learn `n_merges` BPE merges from chunk -> count, updating pair counts only where a merge changed something.
@@ -145,39 +218,31 @@ def train_merges(chunk_counts: dict[str, int], n_merges: int, first_id: int = 25
     vocab = {b: bytes([b]) for b in range(256)} if tie_break == "greatest_bytes" else None  # id -> bytes, for ties
     chunks = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
     weights = list(chunk_counts.values())
-    counts: dict[tuple[int, int], int] = {}
-    where: defaultdict[tuple[int, int], set[int]] = defaultdict(set)  # pair -> indices of chunks that contain it
-    for index, (ids, weight) in enumerate(zip(chunks, weights)):
-        count_pairs(ids, counts, weight)
-        for pair in zip(ids, ids[1:]):
-            where[pair].add(index)
+    counts, where = index_pairs(chunks, weights)
+    heap = [(-count, pair) for pair, count in counts.items()]
+    heapq.heapify(heap)
 
     merges = {}
     for new_id in range(first_id, first_id + n_merges):
-        if not counts:
+        pair = pop_most_frequent(heap, counts, vocab)
+        if pair is None:
             raise ValueError(
                 f"the text allows only {len(merges)} merges (after that every chunk is a single token), "
                 f"so the vocabulary cannot grow past {first_id + len(merges)} tokens; "
                 "ask for a smaller vocab_size or train on more text"
             )
-        pair = most_frequent_pair(counts, vocab)
         merges[pair] = new_id
         if vocab is not None:
             vocab[new_id] = vocab[pair[0]] + vocab[pair[1]]
+        changes: defaultdict[tuple[int, int], int] = defaultdict(int)
         for index in where.pop(pair):
-            old, weight = chunks[index], weights[index]
-            new = merge(old, pair, new_id)
-            chunks[index] = new
-            for p in zip(old, old[1:]):
-                counts[p] -= weight
-                if counts[p] == 0:
-                    del counts[p]
-            count_pairs(new, counts, weight)
-            new_pairs = set(zip(new, new[1:]))
-            for p in set(zip(old, old[1:])) - new_pairs - {pair}:
-                where[p].discard(index)
-            for p in new_pairs:
-                where[p].add(index)
+            chunks[index] = new = merge_and_count(chunks[index], pair, new_id, weights[index], changes)
+            for p in zip(new, new[1:]):
+                if new_id in p:  # a pair this merge made
+                    where[p].add(index)
+        del counts[pair]  # gone from every chunk
+        changes.pop(pair, None)
+        apply_changes(counts, changes, heap)
     return merges
 
 
@@ -268,13 +333,21 @@ def merges_to_learn(vocab_size: int, n_special: int = 0) -> int:
     return vocab_size - smallest
 
 
-def merge_by_priority(ids: list[int], merges: dict[tuple[int, int], int]) -> list[int]:
-    """Merge the adjacent pair with the lowest priority (the earliest learned), again and again, until none is a merge."""
-    while len(ids) > 1:
-        pair = min(zip(ids, ids[1:]), key=lambda p: merges.get(p, float("inf")))
-        if pair not in merges:
-            break
-        ids = merge(ids, pair, merges[pair])
+def merge_by_priority(ids: Sequence[int], merges: dict[tuple[int, int], int]) -> list[int]:
+    """Merge the adjacent pair with the lowest priority (the earliest learned), again and again, until none is a merge.
+
+    A merge's priority is its new id. ranks[i] is the priority of the pair (ids[i], ids[i + 1]), `never` if it is
+    not a merge; a merge at i changes only its neighbours' ranks."""
+    ids, never = list(ids), float("inf")
+    ranks = [merges.get(pair, never) for pair in zip(ids, ids[1:])]
+    while ranks and (best := min(ranks)) != never:
+        i = ranks.index(best)  # the leftmost pair with the lowest priority
+        ids[i:i + 2] = [best]
+        del ranks[i]
+        if i > 0:
+            ranks[i - 1] = merges.get((ids[i - 1], best), never)
+        if i < len(ranks):
+            ranks[i] = merges.get((best, ids[i + 1]), never)
     return ids
 
 
@@ -290,6 +363,7 @@ class BPECore:
         self.vocab = build_vocab(byte_ids, merges, special_tokens)  # id -> bytes
         self.byte_ids, self.merges, self.special_tokens = list(byte_ids), dict(merges), dict(special_tokens)
         self._cache: dict[str, list[int]] = {}  # chunk -> ids
+        self._token_of = {self.vocab[i]: i for i in self.merges.values()}  # bytes -> id, for each merged token
 
     @property
     def vocab_size(self) -> int:
@@ -297,8 +371,7 @@ class BPECore:
 
     def train(self, text: str, vocab_size: int, special_tokens: Sequence[str] = (),
               tie_break: str = "smallest_ids") -> "BPECore":
-        """Learn merges from `text` until there are `vocab_size` tokens: the 256 bytes, the merges, the special tokens.
-        No merge crosses or contains a special token (section 6); `tie_break` is train_merges' rule for ties."""
+        """Learn merges from `text` until there are `vocab_size` tokens: bytes, merges, special tokens (section 6)."""
         special_tokens = check_special_tokens(special_tokens)
         n_merges = merges_to_learn(vocab_size, len(special_tokens))
         merges = train_merges(count_chunks(text, self.pattern, special_tokens), n_merges, tie_break=tie_break)
@@ -312,18 +385,18 @@ class BPECore:
         tokenizer._set_tables(*read_gpt2_files(vocab_bpe_path, encoder_json_path))
         return tokenizer
 
-    def encode_chunk(self, chunk: str) -> list[int]:
-        """The ids of one chunk: its bytes merged by priority, worked out once per distinct chunk, then looked up."""
-        if chunk not in self._cache:
-            self._cache[chunk] = merge_by_priority([self.byte_ids[b] for b in chunk.encode("utf-8")], self.merges)
-        return self._cache[chunk]
+    def encode_chunks(self, chunks: list[str]) -> list[int]:
+        """The ids of `chunks`, one after the other; each distinct chunk is encoded once, then looked up."""
+        cache, base_ids = self._cache, bytes(self.byte_ids)  # base_ids[byte]: the byte's base id, for bytes.translate
+        for chunk in set(chunks).difference(cache):
+            data = chunk.encode("utf-8")
+            whole = self._token_of.get(data)  # a chunk that is one token is that token
+            cache[chunk] = [whole] if whole is not None else merge_by_priority(list(data.translate(base_ids)), self.merges)
+        return [i for chunk in chunks for i in cache[chunk]]
 
     def encode(self, text: str) -> list[int]:
-        """The ids of `text`: the ids of its chunks, one after the other."""
-        ids = []
-        for chunk in split_chunks(text, self.pattern):
-            ids.extend(self.encode_chunk(chunk))
-        return ids
+        """The ids of `text`: its chunks, encoded."""
+        return self.encode_chunks(split_chunks(text, self.pattern))
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """The bytes that a sequence of ids stands for."""
@@ -422,8 +495,7 @@ def encode_ready(tokenizer, buffer: str, allowed: set[str], hold: int, final: bo
     chunks = split_chunks(buffer[done:end], tokenizer.pattern)
     if not complete:
         chunks = chunks[:-2]  # more text may still change the last two chunks
-    for chunk in chunks:
-        ids.extend(tokenizer.encode_chunk(chunk))
+    ids.extend(tokenizer.encode_chunks(chunks))
     return done + sum(map(len, chunks)), ids
 
 

@@ -4,13 +4,14 @@ import json
 import random
 import sys
 import tracemalloc
-from collections import Counter
+from collections import Counter, defaultdict
 
 import pytest
 import regex
 
 import helpers
 from helpers.tokenization import (
+    GPT2_ASCII_PATTERN,
     GPT2_SPLIT_PATTERN,
     BPECore,
     BPETokenizer,
@@ -19,6 +20,9 @@ from helpers.tokenization import (
     build_vocab,
     count_chunks,
     gpt2_byte_to_unicode,
+    merge_and_count,
+    merge_by_priority,
+    split_chunks,
     train_merges,
 )
 
@@ -97,6 +101,23 @@ def test_split_pattern_matches_tiktoken_pattern(text, enc):
     for sample in [text[:200_000], *HARD_STRINGS]:
         assert regex.findall(GPT2_SPLIT_PATTERN, sample) == regex.findall(enc._pat_str, sample)
 
+
+
+def random_ascii_texts(seed: int, n: int) -> list[str]:
+    """Strings of every ASCII character, with the contractions, digits, runs of spaces and line ends that the
+    pattern treats specially."""
+    rng = random.Random(seed)
+    pieces = [chr(c) for c in range(128)] + ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "  ", "   ", "\r\n",
+                                            " \n", "\t ", "12", " 3", "ab", " cd", "EF", "!?", " ..."]
+    return ["".join(rng.choices(pieces, k=rng.randint(0, 40))) for _ in range(n)]
+
+
+def test_ascii_pattern_splits_like_the_unicode_pattern(text):
+    """split_chunks takes Python's re with GPT2_ASCII_PATTERN for ASCII text: the chunks must be regex's."""
+    for sample in [text, *random_ascii_texts(0, 3_000), *[s for s in HARD_STRINGS if s.isascii()]]:
+        assert GPT2_ASCII_PATTERN.findall(sample) == regex.findall(GPT2_SPLIT_PATTERN, sample)
+        assert split_chunks(sample) == regex.findall(GPT2_SPLIT_PATTERN, sample)
+    assert split_chunks("naïve  café's 42") == regex.findall(GPT2_SPLIT_PATTERN, "naïve  café's 42")
 
 def test_gpt2_ids_match_tiktoken_on_tiny_shakespeare(text, gpt2, enc):
     ids = gpt2.encode(text)
@@ -241,6 +262,38 @@ def test_fast_trainer_learns_the_same_merges_as_the_simple_one(text):
     assert list(fast.items()) == reference_simple_merges(sample, 150)
 
 
+
+def test_merge_and_count_changes_are_the_difference_of_the_pair_counts():
+    """The changes that merge_and_count records are the weighted pair counts after the merge minus those before,
+    the merged pair aside, also where the pair overlaps itself (a a a) or follows itself (a b a b)."""
+    rng = random.Random(0)
+    for _ in range(2_000):
+        ids = rng.choices([1, 2, 3], k=rng.randint(0, 12))
+        pair, weight = (rng.choice([1, 2]), rng.choice([1, 2, 3])), rng.randint(1, 5)
+        changes = defaultdict(int)
+        new = merge_and_count(ids, pair, 9, weight, changes)
+        before, after = Counter(zip(ids, ids[1:])), Counter(zip(new, new[1:]))
+        expected = {p: weight * (after[p] - before[p]) for p in before | after if p != pair}
+        assert {p: n for p, n in changes.items() if n and p != pair} == {p: n for p, n in expected.items() if n}
+        assert pair not in after
+
+
+@pytest.mark.parametrize("tie_break", ["smallest_ids", "greatest_bytes"])
+def test_fast_trainer_matches_the_reference_on_repeats_and_ties(tie_break):
+    """Texts of few letters: pairs that overlap themselves (aaaa), many ties, and chunks that run out of pairs."""
+    rng = random.Random(1)
+    for _ in range(60):
+        sample = "".join(rng.choices(["a", "b", "c", "aa", "ab", " a", " b", "\n"], k=rng.randint(1, 80)))
+        n_merges = rng.randint(1, 12)
+        try:
+            expected = reference_simple_merges(sample, n_merges, greatest_bytes=tie_break == "greatest_bytes")
+        except ValueError:  # the reference ran out of pairs: so must the trainer
+            with pytest.raises(ValueError, match="the text allows only"):
+                train_merges(Counter(regex.findall(GPT2_SPLIT_PATTERN, sample)), n_merges, tie_break=tie_break)
+            continue
+        fast = train_merges(Counter(regex.findall(GPT2_SPLIT_PATTERN, sample)), n_merges, tie_break=tie_break)
+        assert list(fast.items()) == expected
+
 def test_tie_break_rules():
     """Ties go to the smallest ids by default; tie_break="greatest_bytes" picks the greatest pair of byte strings."""
     tied = Counter({"ab": 1, "zy": 1, "zx": 1})
@@ -287,6 +340,57 @@ def test_encoding_is_replaying_merges_in_order(small_bpe, text):
             ids = out
         assert small_bpe.encode(chunk) == ids
 
+
+
+def replay_lowest_first(ids: list[int], merges: dict[tuple[int, int], int]) -> list[int]:
+    """The plain form of merge_by_priority: find the pair of lowest priority, merge all its copies, repeat."""
+    while True:
+        pairs = [p for p in zip(ids, ids[1:]) if p in merges]
+        if not pairs:
+            return ids
+        best = min(pairs, key=merges.get)
+        out, i = [], 0
+        while i < len(ids):
+            if tuple(ids[i:i + 2]) == best:
+                out.append(merges[best])
+                i += 2
+            else:
+                out.append(ids[i])
+                i += 1
+        ids = out
+
+
+def test_merge_by_priority_equals_merging_every_copy_of_the_lowest_pair(small_bpe):
+    """merge_by_priority merges one copy at a time and looks up only the neighbours' priorities: the same ids."""
+    repeats = BPETokenizer().train("aaaa abab aaa ba " * 50 + "abba aab " * 20, vocab_size=266)
+    rng = random.Random(2)
+    for tokenizer, alphabet in [(repeats, b"ab "), (small_bpe, b"aeht nsor")]:
+        for _ in range(1_000):
+            ids = list(bytes(rng.choices(alphabet, k=rng.randint(0, 20))))
+            assert merge_by_priority(ids, tokenizer.merges) == replay_lowest_first(ids, tokenizer.merges)
+
+
+@pytest.mark.parametrize("tie_break", ["smallest_ids", "greatest_bytes"])
+def test_every_merged_token_is_rebuilt_from_its_own_bytes(tie_break, gpt2, text):
+    """What makes encode_chunks' shortcut (a chunk that is a token is that token) exact: replaying the merges on a
+    merged token's bytes gives the token, for GPT-2's merges and for merges that our trainer learns."""
+    trained = BPETokenizer().train(text[:200_000], vocab_size=1_000, tie_break=tie_break)
+    for tokenizer in [trained, gpt2]:
+        base_ids = bytes(tokenizer.byte_ids)
+        for token in tokenizer.merges.values():
+            assert merge_by_priority(list(tokenizer.vocab[token].translate(base_ids)), tokenizer.merges) == [token]
+
+
+def test_encode_is_merge_by_priority_on_each_chunk(small_bpe, gpt2, text):
+    """encode's cache, its shortcut for whole tokens and its byte table change nothing: each chunk's ids are
+    merge_by_priority's on its bytes mapped to base ids."""
+    for tokenizer in [small_bpe, gpt2]:
+        tokenizer._cache.clear()
+        for sample in [text[-20_000:], *HARD_STRINGS]:
+            expected = []
+            for chunk in regex.findall(GPT2_SPLIT_PATTERN, sample):
+                expected += merge_by_priority([tokenizer.byte_ids[b] for b in chunk.encode("utf-8")], tokenizer.merges)
+            assert tokenizer.encode(sample) == expected
 
 def test_save_load_round_trip(small_bpe, gpt2, text, tmp_path):
     for tok in [small_bpe, gpt2]:
