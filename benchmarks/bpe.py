@@ -13,12 +13,15 @@ same file, read whole and cut into its copies of Tiny Shakespeare, one per batch
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import helpers
-from helpers.tokenization import BPETokenizer, train_simple
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runs as `python benchmarks/bpe.py`
+
+import helpers  # noqa: E402
+from helpers.tokenization import BPETokenizer, train_simple  # noqa: E402
 
 
 def best_of(repeats: int, make, run) -> tuple[float, object]:
