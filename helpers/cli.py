@@ -181,14 +181,12 @@ def generate_command(argv: list[str]) -> int:
 
     from helpers.device import choose_device
     from helpers.downloads import DownloadError
-    from helpers.generation import decoding_layout, stream_text
+    from helpers.generation import stream_text
 
     args = generate_parser().parse_args(argv)
     try:
         device = choose_device(args.device).device
         model, tokenizer = load_model(args.ckpt, device)
-        if device == "cpu":
-            decoding_layout(model)  # same weights in (in, out) memory order: faster one-token steps on a CPU
         generator = torch.Generator(device=device).manual_seed(args.seed)
         pieces = stream_text(model, tokenizer, args.prompt, args.max_new_tokens, temperature=args.temperature,
                              top_k=args.top_k, top_p=args.top_p, use_cache=not args.no_cache, generator=generator)

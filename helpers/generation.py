@@ -71,9 +71,9 @@ class KVCache:
 
     def __init__(self, batch_size: int, n_head: int, head_size: int, max_len: int, *,
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float32):
-        shape = (batch_size, n_head, max_len, head_size)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        shape = (batch_size, n_head, max_len, head_size)  # empty: only the stored positions are ever read
+        self.k = torch.empty(shape, device=device, dtype=dtype)
+        self.v = torch.empty(shape, device=device, dtype=dtype)
         self.length = 0  # how many positions are stored; GPT.forward numbers the new tokens from here
 
     @property
@@ -125,24 +125,35 @@ def check_generation(idx: Tensor, max_new_tokens: int) -> None:
         raise ValueError(f"max_new_tokens={max_new_tokens!r}: it must be an integer >= 0")
 
 
-def decode_steps(model: nn.Module, idx: Tensor, max_new_tokens: int, temperature: float, top_k: int | None,
-                 top_p: float | None, use_cache: bool, generator: torch.Generator | None,
-                 vocab_size: int) -> Iterator[Tensor]:
-    """Yield max_new_tokens next-token ids, (B,) each, all below vocab_size. The model sees at most the last
-    block_size tokens.
+def check_keep_when_full(keep_when_full: int | None, block_size: int) -> None:
+    """Raise ValueError unless keep_when_full is None or an integer from 1 to block_size."""
+    if keep_when_full is not None and (isinstance(keep_when_full, bool) or not isinstance(keep_when_full, int)
+                                       or not 1 <= keep_when_full <= block_size):
+        raise ValueError(f"keep_when_full={keep_when_full!r}: it must be an integer from 1 to block_size={block_size} "
+                         f"(the tokens kept when the window is full, e.g. {max(1, block_size // 2)}), "
+                         "or None to slide exactly, one token per step")
 
-    With the cache, each step feeds only the newest token. Once the cache holds block_size positions, the
-    window must slide: the positions are learned and absolute, so every cached key and value would change,
-    and the window (the last block_size tokens) is prefilled afresh, exactly as generation without a cache."""
+
+def decode_steps(model: nn.Module, idx: Tensor, max_new_tokens: int, temperature: float, top_k: int | None,
+                 top_p: float | None, use_cache: bool, generator: torch.Generator | None, vocab_size: int,
+                 keep_when_full: int | None = None) -> Iterator[Tensor]:
+    """Yield max_new_tokens next-token ids, (B,) each, all below vocab_size.
+
+    The model reads the window tokens[:, start:end], at most block_size tokens. When a new token would make
+    it longer, the window slides: only its last `keep` tokens stay (keep_when_full, default block_size), and
+    they are prefilled into emptied caches. With keep = block_size that happens at every step past block_size,
+    a full forward pass each (the exact slide: the tokens of generation without a cache). A shorter keep
+    refills once per block_size - keep + 1 tokens and decodes with the cache in between."""
     if max_new_tokens == 0:
         return
     block_size = model.config.block_size
+    keep = block_size if keep_when_full is None else keep_when_full
     B, T = idx.shape
     tokens = torch.empty(B, T + max_new_tokens, dtype=torch.long, device=idx.device)
     tokens[:, :T] = idx
-    window = min(T, block_size)
-    cache = KVCache.for_model(model, B, min(block_size, window + max_new_tokens)) if use_cache else None
-    logits, _ = model(tokens[:, T - window:T], kv_cache=cache)  # the prefill: the whole (cropped) prompt
+    start = max(0, T - block_size)  # the model reads tokens[:, start:end]
+    cache = KVCache.for_model(model, B, min(block_size, T - start + max_new_tokens)) if use_cache else None
+    logits, _ = model(tokens[:, start:T], kv_cache=cache)  # the prefill: the whole (cropped) prompt
     for step in range(max_new_tokens):
         next_id = sample_next(logits[:, -1, :vocab_size], temperature, top_k, top_p, generator)
         yield next_id
@@ -150,42 +161,69 @@ def decode_steps(model: nn.Module, idx: Tensor, max_new_tokens: int, temperature
         tokens[:, end - 1] = next_id
         if step == max_new_tokens - 1:
             break
-        if cache is not None and cache[0].length < cache[0].max_len:
-            logits, _ = model(tokens[:, end - 1:end], kv_cache=cache)  # one new token; the rest is cached
-            continue
-        for layer in cache or ():  # the window slides: start the cache again from the cropped window
-            layer.reset()
-        logits, _ = model(tokens[:, max(0, end - block_size):end], kv_cache=cache)
+        if end - start > block_size:  # the window is full: slide it, and refill emptied caches
+            start = end - keep
+            for layer in cache or ():
+                layer.reset()
+            logits, _ = model(tokens[:, start:end], kv_cache=cache)
+        elif cache is not None:
+            logits, _ = model(next_id[:, None], kv_cache=cache)  # one new token; the rest is cached
+        else:
+            logits, _ = model(tokens[:, start:end])  # no cache: the whole window again
+
+
+def decoding_layout(model: nn.Module) -> nn.Module:
+    """Store each Linear weight of model transposed in memory (column-major), in place; return model.
+
+    Values, shapes and results stay the same (up to rounding in the last bits); only the order of the numbers
+    in memory changes. On a CPU, the matrix-vector products of one-token decoding steps read an (in, out)
+    ordered weight faster; `stream` applies it to a model on a CPU. The model trains about as fast either way.
+    The new weights are ordinary tensors even when made in inference mode, so that they can still be trained."""
+    with torch.inference_mode(False), torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear) and module.weight.is_contiguous():
+                module.weight.data = module.weight.data.t().contiguous().t()  # same (out, in) shape, strides (1, out)
+    return model
 
 
 def stream(model: nn.Module, idx: Tensor, max_new_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,
-           top_p: float | None = None, use_cache: bool = True, eos_id: int | None = None,
-           generator: torch.Generator | None = None, vocab_size: int | None = None) -> Iterator[Tensor]:
+           top_p: float | None = None, use_cache: bool = True, keep_when_full: int | None = None,
+           eos_id: int | None = None, generator: torch.Generator | None = None,
+           vocab_size: int | None = None) -> Iterator[Tensor]:
     """Continue the prompts idx (B, T), yielding each step's new tokens as a (B,) LongTensor as soon as it is
     chosen (for one prompt, `int(step)` is the token id).
 
     temperature=0 decodes greedily (argmax); otherwise a token is drawn from the logits / temperature, cut to
     the top_k best and the top_p nucleus. A prompt longer than block_size is cropped to its last block_size
-    tokens. With eos_id, a row that has produced eos_id yields eos_id from then on, and the stream stops after
+    tokens. When the text outgrows block_size, keep_when_full=None slides the window exactly (a full forward
+    pass per token, the tokens of use_cache=False); keep_when_full=k keeps the last k tokens and refills the
+    cache from them (far faster, but the model then reads k to block_size tokens, so the tokens differ).
+    With eos_id, a row that has produced eos_id yields eos_id from then on, and the stream stops after
     the step in which every row has produced it. With vocab_size (the tokenizer's), only ids below it are drawn:
     a vocabulary padded for speed (GPT-2's 50,257 to 50,304) has ids that no tokenizer can decode. The model
-    runs in eval mode without gradients; its mode is restored when the stream ends (or is closed). Raises
-    ValueError for bad settings, at the call."""
+    runs in eval mode without gradients; its mode is restored when the stream ends (or is closed). On a CPU its
+    Linear weights are put in decoding_layout's memory order, and left so. Raises ValueError for bad settings,
+    at the call."""
     check_generation(idx, max_new_tokens)
+    check_keep_when_full(keep_when_full, model.config.block_size)
     vocab_size = min(vocab_size or model.config.vocab_size, model.config.vocab_size)
     check_sampling(temperature, top_k, top_p, vocab_size)
-    return _stream(model, idx, max_new_tokens, temperature, top_k, top_p, use_cache, eos_id, generator, vocab_size)
+    if model.lm_head.weight.device.type == "cpu":
+        decoding_layout(model)  # once: a model already in this order is left as it is
+    return _stream(model, idx, max_new_tokens, temperature, top_k, top_p, use_cache, keep_when_full, eos_id,
+                   generator, vocab_size)
 
 
 @torch.inference_mode()  # on a generator, torch enters the mode around each step only, not while it waits
-def _stream(model, idx, max_new_tokens, temperature, top_k, top_p, use_cache, eos_id, generator, vocab_size):
+def _stream(model, idx, max_new_tokens, temperature, top_k, top_p, use_cache, keep_when_full, eos_id, generator,
+            vocab_size):
     was_training = model.training
     model.eval()
     try:
         idx = idx.to(model.lm_head.weight.device, torch.long)
         finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
         for next_id in decode_steps(model, idx, max_new_tokens, temperature, top_k, top_p, use_cache, generator,
-                                    vocab_size):
+                                    vocab_size, keep_when_full):
             if eos_id is not None:
                 next_id = next_id.masked_fill(finished, eos_id)
                 finished |= next_id == eos_id
@@ -197,32 +235,22 @@ def _stream(model, idx, max_new_tokens, temperature, top_k, top_p, use_cache, eo
 
 
 def generate(model: nn.Module, idx: Tensor, max_new_tokens: int, *, temperature: float = 1.0,
-             top_k: int | None = None, top_p: float | None = None, use_cache: bool = True, eos_id: int | None = None,
-             generator: torch.Generator | None = None, vocab_size: int | None = None) -> Tensor:
+             top_k: int | None = None, top_p: float | None = None, use_cache: bool = True,
+             keep_when_full: int | None = None, eos_id: int | None = None, generator: torch.Generator | None = None,
+             vocab_size: int | None = None) -> Tensor:
     """The prompts idx (B, T) followed by their continuations: a LongTensor (B, T + n) on the model's device.
 
     n is max_new_tokens, or fewer with eos_id: generation stops once every row has produced eos_id, and
     rows that finished earlier are padded with eos_id (so with one prompt, the output ends at its first
     eos_id). The arguments are those of `stream`: temperature=0 is greedy; top_k, top_p cut the
-    distribution; use_cache=False runs the whole window at every step (slower, same tokens); vocab_size
-    keeps the draws below the tokenizer's size."""
+    distribution; use_cache=False runs the whole window at every step (slower, same tokens); keep_when_full
+    refills only the last tokens once the window is full (faster, other tokens); vocab_size keeps the draws
+    below the tokenizer's size."""
     steps = list(stream(model, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                        use_cache=use_cache, eos_id=eos_id, generator=generator, vocab_size=vocab_size))
+                        use_cache=use_cache, keep_when_full=keep_when_full, eos_id=eos_id, generator=generator,
+                        vocab_size=vocab_size))
     idx = idx.to(model.lm_head.weight.device, torch.long)
     return torch.cat([idx, torch.stack(steps, dim=1)], dim=1) if steps else idx.clone()
-
-
-def decoding_layout(model: nn.Module) -> nn.Module:
-    """Store each Linear weight of model transposed in memory (column-major), in place; return model.
-
-    Values, shapes and results stay the same (up to rounding in the last bits); only the order of the numbers
-    in memory changes. On a CPU, the matrix-vector products of one-token decoding steps read an (in, out)
-    ordered weight faster. Use it for inference on a CPU; the model can still be trained."""
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.Linear) and module.weight.is_contiguous():
-                module.weight.data = module.weight.data.t().contiguous().t()  # same (out, in) shape, strides (1, out)
-    return model
 
 
 def token_bytes(tokenizer, ids: list[int]) -> bytes:

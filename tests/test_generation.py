@@ -104,6 +104,64 @@ def test_kv_cache_rejects_overflow_and_a_wrong_batch(model):
         KVCache.for_model(model, 1, max_len=17)
 
 
+# --- sliding past block_size: keep_when_full -------------------------------------------------------
+
+@torch.no_grad()
+def greedy_with_refills(model: GPT, idx: torch.Tensor, n: int, keep: int) -> torch.Tensor:
+    """By hand, without a cache: the window the model reads grows to block_size tokens; one more token and it
+    restarts from its last `keep` tokens."""
+    start = max(0, idx.size(1) - model.config.block_size)
+    contexts = []
+    for _ in range(n):
+        if idx.size(1) - start > model.config.block_size:
+            start = idx.size(1) - keep
+        contexts.append(idx.size(1) - start)
+        logits, _ = model(idx[:, start:])
+        idx = torch.cat([idx, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return idx, contexts
+
+
+@pytest.mark.parametrize("keep", [1, 5, 8, 15, 16])
+def test_keep_when_full_is_exact_until_the_window_fills(model, keep):
+    prompt = torch.randint(0, CONFIG.vocab_size, (2, 4), generator=torch.Generator().manual_seed(keep))
+    n = CONFIG.block_size - 4 + 1  # the last token is chosen from a full window; the window never slides
+    assert torch.equal(generate(model, prompt, n, temperature=0, keep_when_full=keep),
+                       generate(model, prompt, n, temperature=0, use_cache=False))
+
+
+@pytest.mark.parametrize("keep", [1, 5, 8, 15, 16])
+def test_keep_when_full_reads_the_windows_of_a_loop_by_hand(model, keep):
+    prompt = torch.randint(0, CONFIG.vocab_size, (2, CONFIG.block_size), generator=torch.Generator().manual_seed(keep))
+    n = 40  # the window is full from the start, so it slides in the first step
+    expected, contexts = greedy_with_refills(model, prompt, n, keep)
+    period = CONFIG.block_size - keep + 1
+    assert contexts[:1 + period] == [CONFIG.block_size] + list(range(keep, CONFIG.block_size + 1))  # hand-checked
+    assert torch.equal(generate(model, prompt, n, temperature=0, keep_when_full=keep), expected)
+    assert torch.equal(generate(model, prompt, n, temperature=0, keep_when_full=keep, use_cache=False), expected)
+    if keep == CONFIG.block_size:  # keeping the whole window is the exact slide, the default
+        assert torch.equal(expected, generate(model, prompt, n, temperature=0))
+    else:  # a shorter context gives other tokens with these random weights
+        assert not torch.equal(expected, generate(model, prompt, n, temperature=0))
+
+
+def test_keep_when_full_runs_few_tokens_per_step(model):
+    """The point of the option: once full, the exact slide runs block_size tokens per step, half a window about 2."""
+    fed = []
+    hook = model.register_forward_pre_hook(lambda module, args, kwargs: fed.append(args[0].size(1)), with_kwargs=True)
+    try:
+        prompt = torch.zeros(1, CONFIG.block_size, dtype=torch.long)
+        for keep in (None, CONFIG.block_size // 2):
+            fed.clear()
+            generate(model, prompt, 91, temperature=0, keep_when_full=keep)
+            steps = fed[1:]  # after the prefill of the prompt
+            if keep is None:
+                assert steps == [CONFIG.block_size] * 90
+            else:  # a refill of 8 tokens, then 8 one-token steps: 16 tokens per 9 new tokens
+                assert steps == ([keep] + [1] * (CONFIG.block_size - keep)) * 10
+    finally:
+        hook.remove()
+
+
 # --- the sampling rules ----------------------------------------------------------------------------
 
 def test_filters_match_hugging_face():
@@ -165,6 +223,10 @@ def test_multinomial_frequencies_approach_the_probabilities():
     (dict(max_new_tokens=-1), "max_new_tokens=-1"),
     (dict(idx=torch.zeros(1, 0, dtype=torch.long)), "the prompt is empty"),
     (dict(idx=torch.zeros(3, dtype=torch.long)), r"got \(3,\); for one prompt write torch.tensor\(\[ids\]\)"),
+    (dict(keep_when_full=0), "keep_when_full=0: it must be an integer from 1 to block_size=16"),
+    (dict(keep_when_full=17), "keep_when_full=17: it must be an integer from 1 to block_size=16"),
+    (dict(keep_when_full=8.0), r"keep_when_full=8.0: .* or None to slide exactly"),
+    (dict(keep_when_full=True), "keep_when_full=True"),
 ])
 def test_bad_input_raises_a_clear_value_error_at_the_call(model, kwargs, message):
     args = dict(idx=torch.zeros(1, 3, dtype=torch.long), max_new_tokens=5)
@@ -251,6 +313,34 @@ def test_decoding_layout_changes_strides_not_values_or_tokens(model):
     assert torch.equal(generate(fast, prompt, 30, temperature=0), generate(model, prompt, 30, temperature=0))
     with torch.no_grad():
         torch.testing.assert_close(fast(prompt)[0], model(prompt)[0], atol=1e-5, rtol=1e-5)
+
+
+def test_generate_on_a_cpu_stores_the_weights_in_decoding_layout_and_they_train_alike():
+    import copy
+
+    torch.manual_seed(0)
+    plain = GPT(CONFIG)
+    converted = copy.deepcopy(plain)
+    with torch.inference_mode():  # the strictest caller: the new weights must still be trainable tensors
+        generate(converted, torch.zeros(1, 3, dtype=torch.long), 2)  # on a CPU: converted in place, and left so
+    assert plain.transformer.h[0].mlp.c_fc.weight.is_contiguous()
+    assert converted.transformer.h[0].mlp.c_fc.weight.stride() == (1, 4 * CONFIG.n_embd)
+    assert converted.lm_head.weight is converted.transformer.wte.weight and converted.lm_head.weight.stride() == (1, 37)
+    x, y = torch.randint(0, CONFIG.vocab_size, (2, 4, CONFIG.block_size), generator=torch.Generator().manual_seed(4))
+    losses = {}
+    for name, m in (("plain", plain), ("converted", converted)):  # the same AdamW steps: the same numbers
+        m.train()
+        optimizer = torch.optim.AdamW(m.parameters(), lr=1e-2)
+        losses[name] = []
+        for _ in range(3):
+            _, loss = m(x, y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            losses[name].append(loss.item())
+    torch.testing.assert_close(losses["plain"], losses["converted"], atol=1e-5, rtol=1e-5)
+    for (name, p), q in zip(plain.named_parameters(), converted.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-5, msg=name)
 
 
 def test_a_padded_vocabulary_never_yields_an_id_the_tokenizer_lacks():
