@@ -27,12 +27,16 @@ import argparse
 import copy
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from helpers.generation import decoding_layout, generate
-from helpers.model import GPT, load_hf_gpt2_state_dict, preset
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # also runs as `python benchmarks/generation.py`
+
+from helpers.generation import decoding_layout, generate  # noqa: E402
+from helpers.model import GPT, load_hf_gpt2_state_dict, preset  # noqa: E402
 
 
 def timed(fn) -> tuple[float, torch.Tensor]:

@@ -177,13 +177,36 @@ def decoding_layout(model: nn.Module) -> nn.Module:
 
     Values, shapes and results stay the same (up to rounding in the last bits); only the order of the numbers
     in memory changes. On a CPU, the matrix-vector products of one-token decoding steps read an (in, out)
-    ordered weight faster; `stream` applies it to a model on a CPU. The model trains about as fast either way.
-    The new weights are ordinary tensors even when made in inference mode, so that they can still be trained."""
+    ordered weight faster; `stream` applies it to a model on a CPU. The model's next forward pass in training
+    mode first puts the weights back in their usual order (training_layout): an optimizer's running averages
+    were made in that order, and fused AdamW reads weights and averages as flat memory, so the orders must
+    match. The new weights are ordinary tensors even when made in inference mode, so they can still be trained."""
+    _set_layout(model, decoding=True)
+    if not getattr(model, "layout_hook_registered", False):
+        model.register_forward_pre_hook(_back_for_training)
+        model.layout_hook_registered = True
+    return model
+
+
+def training_layout(model: nn.Module) -> nn.Module:
+    """Undo decoding_layout: every Linear weight contiguous again, in (out, in) row order; return model."""
+    _set_layout(model, decoding=False)
+    return model
+
+
+def _set_layout(model: nn.Module, decoding: bool) -> None:
     with torch.inference_mode(False), torch.no_grad():
         for module in model.modules():
-            if isinstance(module, nn.Linear) and module.weight.is_contiguous():
-                module.weight.data = module.weight.data.t().contiguous().t()  # same (out, in) shape, strides (1, out)
-    return model
+            if isinstance(module, nn.Linear) and module.weight.is_contiguous() == decoding:
+                weight = module.weight.data  # decoding: same (out, in) shape, strides (1, out)
+                module.weight.data = weight.t().contiguous().t() if decoding else weight.contiguous()
+    model.in_decoding_layout = decoding
+
+
+def _back_for_training(model: nn.Module, args) -> None:
+    """A forward pre-hook: a forward pass in training mode first undoes decoding_layout."""
+    if model.training and getattr(model, "in_decoding_layout", False):
+        training_layout(model)
 
 
 def stream(model: nn.Module, idx: Tensor, max_new_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,

@@ -362,3 +362,29 @@ def test_a_padded_vocabulary_never_yields_an_id_the_tokenizer_lacks():
     ids = generate(model, torch.tensor([[0, 1]]), 10, temperature=1.0, vocab_size=9)
     assert int(ids.max()) < 9
     assert int(generate(model, torch.tensor([[0, 1]]), 10, temperature=0).max()) >= 9  # without the limit: the padding
+
+
+def test_training_after_generate_matches_training_without_it_with_fused_adamw():
+    """generate stores the weights in decoding order on a CPU; the next training forward puts them back, so an
+    optimizer whose running averages were made before (fused AdamW reads them as flat memory) stays right."""
+    import copy
+
+    from helpers.generation import decoding_layout, training_layout
+    from helpers.training import configure_optimizer, train_step
+
+    torch.manual_seed(0)
+    plain = GPT(CONFIG)
+    generated = copy.deepcopy(plain)
+    batch = [tuple(torch.randint(0, CONFIG.vocab_size, (2, 4, CONFIG.block_size), generator=torch.Generator().manual_seed(5)))]
+    optimizers = {id(m): configure_optimizer(m, 0.1, 1e-2, (0.9, 0.99), "cpu") for m in (plain, generated)}
+    assert optimizers[id(plain)].defaults["fused"]
+    for m in (plain, generated):
+        train_step(m, optimizers[id(m)], batch)  # the running averages now exist, in (out, in) row order
+    generate(generated, torch.zeros(1, 3, dtype=torch.long), 2)
+    assert generated.transformer.h[0].mlp.c_fc.weight.stride() == (1, 4 * CONFIG.n_embd)
+    losses = {id(m): [train_step(m, optimizers[id(m)], batch)[0].item() for _ in range(3)] for m in (plain, generated)}
+    assert losses[id(plain)] == losses[id(generated)]
+    assert generated.transformer.h[0].mlp.c_fc.weight.is_contiguous()  # back in row order for training
+    for p, q in zip(plain.parameters(), generated.parameters()):
+        assert torch.equal(p, q)
+    assert training_layout(decoding_layout(generated)) is generated and generated.lm_head.weight.is_contiguous()
