@@ -117,7 +117,8 @@ def training_step(args) -> None:
         times["as built"].append(time_steps(*plain, batches, 10))
         times["after generate"].append(time_steps(*converted, batches, 10))
     built, after = (statistics.median(times[name]) for name in times)
-    print(f"training step, CPU profile's model: as built {built:.1f} ms, in generate's layout {after:.1f} ms "
+    print(f"training step, CPU profile's model: as built {built:.1f} ms, after generate's layout {after:.1f} ms "
+          "(its first training step puts the usual order back) "
           f"(medians of {args.repeats}); ratio {after / built:.2f}")
 
 
