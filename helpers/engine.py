@@ -85,7 +85,7 @@ class TrainConfig:
     dataset: str = "shakespeare_char"  # or "shakespeare_gpt2", or the path of a UTF-8 text file
     tokenizer: str = "gpt2"  # for a text file: gpt2 (GPT-2's BPE), bpe (trained on the file) or char
     bpe_vocab_size: int = 2048  # for tokenizer="bpe": its vocabulary, <|endoftext|> included
-    max_iters: int = 2800  # optimizer steps
+    max_iters: int = 3200  # optimizer steps
     batch_size: int = 16  # sequences per micro-batch, summed over all processes
     gradient_accumulation_steps: int = 1  # micro-batches per optimizer step
     learning_rate: float = 3e-3  # peak learning rate, reached after warm-up
