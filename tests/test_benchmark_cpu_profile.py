@@ -1,15 +1,9 @@
 """benchmarks/cpu_profile.py: the CPU profile's benchmark, walked with a few steps of a tiny run."""
 
-import sys
-from pathlib import Path
-
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-import cpu_profile  # noqa: E402
-
-from helpers.model import GPT, GPTConfig  # noqa: E402
+from benchmarks import cpu_profile
+from helpers.model import GPT, GPTConfig
 
 
 def test_a_short_run_reports_its_losses_and_the_verdict(shakespeare, tmp_path, capsys):
