@@ -49,9 +49,8 @@ def whole_split_loss(model: nn.Module, tokens, block_size: int, batch_size: int 
     x, y = data[: n * block_size].view(n, block_size), data[1 : n * block_size + 1].view(n, block_size)
     was_training, total = model.training, 0.0
     model.eval()
-    for i in range(0, n, batch_size):
-        _, loss = model(x[i:i + batch_size], y[i:i + batch_size])
-        total += loss.item() * len(x[i:i + batch_size])
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+        total += model(xb, yb)[1].item() * len(xb)
     model.train(was_training)
     return total / n
 
@@ -81,9 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     data = load_data(train_config.dataset, train_config.tokenizer, train_config.bpe_vocab_size)
     whole = whole_split_loss(model.cpu(), data.val, model_config.block_size)
     print(f"the whole validation split ({len(data.val):,} tokens, untimed): loss {whole:.4f}")
-    met = val <= 1.65 and train_seconds <= 180
-    print(f"target (val loss <= 1.65 within 180 s of training): {'met' if met else 'missed'} by the engine's "
-          f"estimate; {'met' if whole <= 1.65 and train_seconds <= 180 else 'missed'} on the whole split")
+    def verdict(loss: float) -> str:
+        return "met" if loss <= 1.65 and train_seconds <= 180 else "missed"
+
+    print(f"target (val loss <= 1.65 within 180 s of training): {verdict(val)} by the engine's estimate; "
+          f"{verdict(whole)} on the whole split")
     return 0
 
 
